@@ -1,0 +1,31 @@
+# The two Quickstart commands: `make demo` and `make test`. Each sets itself up.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.mlcheck-installed
+# torch is pinned: pip resolves torch==2.13.0 to the CPU build on local disk here;
+# a bare `torch` would pull a multi-GB CUDA build.
+TORCH  ?= torch==2.13.0
+JOBS   ?= 2
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m pytest examples --mlcheck -p no:randomly -q
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) tests
+	$(BIN)/mlcheck-lint pytest_mlcheck lint/mlcheck_lint examples
+
+lint: $(STAMP)
+	$(BIN)/mlcheck-lint .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mlcheck-lint-cache

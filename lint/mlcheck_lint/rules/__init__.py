@@ -1,0 +1,1 @@
+"""Rule families: docs (MLC1xx), deps (MLC2xx), smells (MLC3xx)."""

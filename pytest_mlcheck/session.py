@@ -1,0 +1,59 @@
+"""Per-session state of the plugin: options, the collected records, what ran.
+
+One :class:`MLCheckSession` lives in ``config.stash``. On the controller (or in a
+plain session) it gathers every test's :class:`~pytest_mlcheck.report.CheckRecord`
+from the test reports, which pytest-xdist ships from workers unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from .report import CheckRecord
+from .seeding import DEFAULT_BASE_SEED
+
+
+class MLCheckSession:
+    """Options and results of one pytest session (see the module docstring)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.enabled: bool = bool(config.getoption("mlcheck", False))
+        self.update: bool = bool(config.getoption("mlcheck_update", False))
+        self.prune: bool = bool(config.getoption("mlcheck_prune", False))
+        self.report_path: str | None = config.getoption("mlcheck_report", None)
+        seed = config.getoption("mlcheck_seed", None)
+        self.base_seed: int = DEFAULT_BASE_SEED if seed is None else int(seed)
+        self.rootdir: str = str(config.rootpath)
+        self.is_worker: bool = hasattr(config, "workerinput")
+        #: Records gathered from test reports (controller / single process).
+        self.records: list[CheckRecord] = []
+        #: Outcome per node id, from the reports ("passed", "failed", "skipped").
+        self.outcomes: dict[str, str] = {}
+        #: Baseline files written by this process (reported in the summary).
+        self.written: list[str] = []
+        #: Free-form session-level results of check families (e.g. pruning).
+        self.extra: dict[str, Any] = {}
+
+    def ini(self, name: str) -> Any:
+        """Return an ini value of ours."""
+        return self.config.getini(name)
+
+    def add_report_records(self, report: pytest.TestReport) -> None:
+        """Take the records a test report carries, and note the test's outcome."""
+        for data in getattr(report, "mlcheck_records", None) or ():
+            self.records.append(CheckRecord.from_json(data))
+        previous = self.outcomes.get(report.nodeid)
+        if report.when == "call" or report.outcome != "passed" or previous is None:
+            if previous not in ("failed",):
+                self.outcomes[report.nodeid] = report.outcome
+
+    def rel(self, path: str) -> str:
+        """Return ``path`` relative to the rootdir when it is inside it."""
+        try:
+            return os.path.relpath(path, self.rootdir)
+        except ValueError:
+            return path
