@@ -92,6 +92,92 @@ class Settings:
     packages: tuple[str, ...] = ()
 
 
+class FileContext:
+    """What a rule sees of one file: its text, its one parsed libcst tree, settings.
+
+    Attributes:
+        path: The file's path relative to the project root, with ``/`` separators.
+        source: The file's text (for a notebook cell, that cell's code with magics
+            blanked out; ``cell`` is then the 1-based cell number).
+        module: The libcst module to visit. It belongs to ``wrapper``, so metadata
+            lookups work on its nodes.
+        wrapper: The ``libcst.metadata.MetadataWrapper`` around ``module``.
+        settings: The validated :class:`Settings`.
+        cell: The notebook cell number, or ``None`` for a ``.py`` file.
+    """
+
+    def __init__(self, path: str, source: str, wrapper: Any, settings: Settings,
+                 cell: int | None = None) -> None:
+        self.path = path
+        self.source = source
+        self.wrapper = wrapper
+        self.module = wrapper.module if wrapper is not None else None
+        self.settings = settings
+        self.cell = cell
+        self._metadata: dict[Any, Any] = {}
+
+    @classmethod
+    def from_source(cls, source: str, path: str = "example.py",
+                    settings: Settings | None = None) -> "FileContext":
+        """Parse ``source`` with libcst and return a context for it (used by tests)."""
+        import libcst
+        from libcst.metadata import MetadataWrapper
+
+        wrapper = MetadataWrapper(libcst.parse_module(source), unsafe_skip_copy=True)
+        return cls(path, source, wrapper, settings or Settings())
+
+    def metadata(self, provider: Any) -> Any:
+        """Return ``{node: value}`` for a libcst metadata provider, resolved once per file."""
+        if provider not in self._metadata:
+            self._metadata[provider] = self.wrapper.resolve(provider)
+        return self._metadata[provider]
+
+    def position(self, node: Any) -> tuple[int, int, int, int]:
+        """Return ``(line, col, end_line, end_col)`` of a node (1-based lines, 0-based cols)."""
+        from libcst.metadata import PositionProvider
+
+        rng = self.metadata(PositionProvider)[node]
+        return rng.start.line, rng.start.column, rng.end.line, rng.end.column
+
+    def finding(self, code: str, node: Any, message: str, fix: Fix | None = None) -> Finding:
+        """Return a :class:`Finding` located at ``node``."""
+        line, col, end_line, end_col = self.position(node)
+        return Finding(code=code, message=message, line=line, col=col, end_line=end_line,
+                       end_col=end_col, fix=fix, path=self.path, cell=self.cell)
+
+    def edit(self, node: Any, replacement: Any) -> Edit:
+        """Return an :class:`Edit` replacing ``node`` by a libcst node or a string."""
+        line, col, end_line, end_col = self.position(node)
+        text = replacement if isinstance(replacement, str) else self.module.code_for_node(replacement)
+        return Edit(line, col, end_line, end_col, text)
+
+
+class ProjectContext:
+    """What a :class:`ProjectRule` sees of the whole project.
+
+    Attributes:
+        root: The project root (a ``pathlib.Path``; the directory of the config file).
+        settings: The validated :class:`Settings`.
+        files: Relative paths of every linted Python file.
+        facts: ``facts[code][path]`` is what ``collect`` returned for that file.
+    """
+
+    def __init__(self, root: Any, settings: Settings, files: list[str],
+                 facts: dict[str, dict[str, Any]]) -> None:
+        self.root = root
+        self.settings = settings
+        self.files = files
+        self.facts = facts
+
+    def read_text(self, relpath: str) -> str | None:
+        """Return a project file's text (UTF-8), or ``None`` when it does not exist."""
+        p = self.root / relpath
+        try:
+            return p.read_text(encoding="utf-8")
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+
+
 class Rule:
     """Base class of a per-file rule. Subclasses set the class attributes and ``check``."""
 
