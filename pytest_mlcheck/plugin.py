@@ -60,8 +60,11 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if not session.enabled:
         return None
     from .environment import describe
+    from .guards import base_seed
 
-    return [f"mlcheck: {describe()}; base seed {session.base_seed}"]
+    seed, source = base_seed(session)
+    origin = " (from pytest-randomly's --randomly-seed)" if source == "--randomly-seed" else ""
+    return [f"mlcheck: {describe()}; base seed {seed}{origin}"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -122,6 +125,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash[SESSION]
     if state.is_worker:
+        from .finish import finish_worker
+
+        finish_worker(session, state)
         return
     from .finish import finish_session
 
@@ -132,7 +138,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     state = config.stash[SESSION]
     from .finish import terminal_lines
 
-    out = terminal_lines(state)
+    out = terminal_lines(state, verbose=config.get_verbosity())
     if out:
         terminalreporter.write_sep("=", "mlcheck")
         for line in out:
@@ -147,6 +153,21 @@ class _ReportCollector:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.state.add_report_records(report)
+
+    # Pruning unused baselines needs to know that the whole suite ran: nothing
+    # deselected, no collection error, no crashed xdist worker.
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.state.deselected += len(items)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.state.collect_errors += 1
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        # xdist controller: a worker finished and sent its baseline writes and counts.
+        output = getattr(node, "workeroutput", None) or {}
+        self.state.merge_worker_output(output.get("mlcheck"), error)
 
 
 @pytest.hookimpl(trylast=True)

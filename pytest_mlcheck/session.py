@@ -37,6 +37,45 @@ class MLCheckSession:
         self.written: list[str] = []
         #: Free-form session-level results of check families (e.g. pruning).
         self.extra: dict[str, Any] = {}
+        #: Tests deselected (-k, -m, --deselect, --lf...) and failed collections, summed
+        #: over xdist workers: pruning needs a whole-suite run.
+        self.deselected: int = 0
+        self.collect_errors: int = 0
+        #: xdist workers that went down with an error.
+        self.worker_errors: int = 0
+        #: Baseline files that could not be written (this process and its workers).
+        self.write_errors: list[str] = []
+        self._baselines: Any = None
+
+    def baseline_store(self) -> Any:
+        """Return this process's :class:`~pytest_mlcheck.baselines.BaselineStore`."""
+        if self._baselines is None:
+            from .baselines import BaselineStore
+
+            self._baselines = BaselineStore(self.rootdir, str(self.ini("mlcheck_baseline_dir")))
+        return self._baselines
+
+    def worker_output(self) -> dict[str, Any]:
+        """Return what an xdist worker sends to the controller when it finishes."""
+        return {"written": list(self.written), "write_errors": list(self.write_errors),
+                "deselected": self.deselected, "collect_errors": self.collect_errors}
+
+    def merge_worker_output(self, data: dict[str, Any] | None, error: object = None) -> None:
+        """Add what a finished xdist worker sent (see :meth:`worker_output`).
+
+        Args:
+            data: The worker's ``workeroutput["mlcheck"]``, or ``None``.
+            error: The error the worker went down with, if any.
+        """
+        if error is not None:
+            self.worker_errors += 1
+        if not data:
+            return
+        self.written += [w for w in data.get("written", ()) if w not in self.written]
+        self.write_errors += list(data.get("write_errors", ()))
+        # Every worker collects (and deselects) the whole suite; one count is enough.
+        self.deselected = max(self.deselected, int(data.get("deselected", 0)))
+        self.collect_errors = max(self.collect_errors, int(data.get("collect_errors", 0)))
 
     def ini(self, name: str) -> Any:
         """Return an ini value of ours."""

@@ -38,13 +38,31 @@ def count_line(records: Iterable[CheckRecord], noun: str) -> str:
     return f"{len(records)} {noun}: " + ", ".join(f"{counts[k]} {k}" for k in order)
 
 
-def lines(records: list[CheckRecord], written: list[str], extra_lines: list[str]) -> list[str]:
-    """Return the lines of the ``mlcheck`` terminal section."""
+#: Above this many metric rows, only rows that are not ``ok`` are shown (unless -v).
+MAX_OK_ROWS = 50
+
+
+def lines(records: list[CheckRecord], written: list[str], extra_lines: list[str],
+          verbose: int = 0) -> list[str]:
+    """Return the lines of the ``mlcheck`` terminal section.
+
+    Args:
+        records: Every check record of the session.
+        written: Baseline entries written (``file [entry]``).
+        extra_lines: Lines that check families add (unused baselines, pruning).
+        verbose: pytest's verbosity; above 0 every metric row is shown.
+
+    Returns:
+        The lines, without the section title.
+    """
     out: list[str] = []
     metric_like = [r for r in records if r.kind in ("metric", "array")]
     if metric_like:
+        shown = metric_like
+        if verbose <= 0 and len(metric_like) > MAX_OK_ROWS:
+            shown = [r for r in metric_like if r.verdict != "ok"]
         rows = []
-        for r in metric_like:
+        for r in shown:
             v = r.values
             name = r.name if not r.group else f"{r.group}/{r.name}"
             delta = v.get("delta")
@@ -52,7 +70,10 @@ def lines(records: list[CheckRecord], written: list[str], extra_lines: list[str]
             delta_s = "-" if delta is None else _fmt(delta) + ("" if pct is None else f" ({_fmt(pct)}%)")
             rows.append([_short(r.nodeid, 60), name, _fmt(v.get("baseline")), _fmt(v.get("current")),
                          delta_s, r.verdict])
-        out += table(rows, ["test", "metric", "baseline", "current", "Δ", "verdict"])
+        if rows:
+            out += table(rows, ["test", "metric", "baseline", "current", "Δ", "verdict"])
+        if len(shown) < len(metric_like):
+            out.append(f"({len(metric_like) - len(shown)} ok rows not shown; -v shows every row)")
         for kind in ("metric", "array"):
             these = [r for r in metric_like if r.kind == kind]
             if these:

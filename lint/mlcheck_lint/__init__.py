@@ -1,3 +1,5 @@
 """mlcheck-lint: a libcst checker for documentation drift, dependency pinning and ML code smells."""
 
-__version__ = "0.1.0"
+from ._version import __version__
+
+__all__ = ["__version__"]

@@ -35,6 +35,10 @@ REGISTRY: dict[str, type["Rule"]] = {}
 #: The family modules the engine imports (``mlcheck_lint.rules.<name>``).
 FAMILIES = ("docs", "deps", "smells")
 
+#: The non-Python files a ``text`` rule reads unless it names its own ``text_files``.
+TEXT_FILE_PATTERNS = ("pyproject.toml", "requirements*.txt", "requirements*.in",
+                      "README.md", "docs/**/*.md", "docs/**/*.rst")
+
 
 @dataclasses.dataclass(frozen=True)
 class Edit:
@@ -115,6 +119,7 @@ class FileContext:
         self.settings = settings
         self.cell = cell
         self._metadata: dict[Any, Any] = {}
+        self._positions: Any = None
 
     @classmethod
     def from_source(cls, source: str, path: str = "example.py",
@@ -132,8 +137,24 @@ class FileContext:
             self._metadata[provider] = self.wrapper.resolve(provider)
         return self._metadata[provider]
 
+    @property
+    def kind(self) -> str:
+        """``python`` for a parsed file or notebook cell, ``text`` for a non-Python file."""
+        return "text" if self.wrapper is None else "python"
+
     def position(self, node: Any) -> tuple[int, int, int, int]:
-        """Return ``(line, col, end_line, end_col)`` of a node (1-based lines, 0-based cols)."""
+        """Return ``(line, col, end_line, end_col)`` of a node (1-based lines, 0-based cols).
+
+        Positions are those of libcst's ``PositionProvider``, computed by a cheaper pass
+        (:mod:`mlcheck_lint.positions`) on the first call and reused for the file.
+        """
+        if self._positions is None:
+            from .positions import Positions
+
+            self._positions = Positions(self.module, self.source)
+        found = self._positions.find(node)
+        if found is not None:
+            return found
         from libcst.metadata import PositionProvider
 
         rng = self.metadata(PositionProvider)[node]
@@ -196,6 +217,11 @@ class Rule:
     file_kinds: ClassVar[tuple[str, ...]] = ("python",)
     #: Skip a file before parsing unless its text contains one of these substrings.
     requires_text: ClassVar[tuple[str, ...]] = ()
+    #: For ``text`` rules: glob patterns (relative to the project root; a pattern
+    #: without ``/`` matches the file name at any depth) of the files the rule reads.
+    #: Empty means :data:`TEXT_FILE_PATTERNS`. A text rule's ``ctx.module`` and
+    #: ``ctx.wrapper`` are ``None``; it reads ``ctx.source``.
+    text_files: ClassVar[tuple[str, ...]] = ()
 
     def check(self, ctx: "Any") -> Iterable[Finding]:
         """Yield the findings for one file (``ctx`` is the engine's FileContext)."""

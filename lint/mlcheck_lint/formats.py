@@ -1,0 +1,390 @@
+"""Output formats: text, json, sarif (2.1.0) and github workflow commands; rule tables.
+
+The JSON schema (``schema_version`` 1) is documented in the README and kept stable:
+fields are only ever added.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+
+from pathlib import Path
+from typing import Any, Iterable
+
+from ._version import __version__
+from .api import Finding, Rule
+from .engine import Report
+
+INFORMATION_URI = "https://github.com/pytest-mlcheck/pytest-mlcheck#mlcheck-lint"
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+def display_path(rel: str, root: Path) -> str:
+    """Return a finding's path as the user should see it: relative to the working folder.
+
+    Args:
+        rel: The project-relative (or absolute) path.
+        root: The project root.
+
+    Returns:
+        A path relative to the current folder when the file is below it, else absolute.
+    """
+    path = root / rel
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def location(f: Finding, root: Path) -> str:
+    """Return ``path:line:col`` (``path:cell N:line:col`` in a notebook), column 1-based.
+
+    Args:
+        f: The finding.
+        root: The project root.
+
+    Returns:
+        The location text.
+    """
+    cell = f"cell {f.cell}:" if f.cell else ""
+    return f"{display_path(f.path, root)}:{cell}{f.line}:{f.col + 1}"
+
+
+def _source_line(f: Finding, root: Path, cache: dict[tuple[str, int | None], list[str]]) -> str | None:
+    key = (f.path, f.cell)
+    if key not in cache:
+        try:
+            data = (root / f.path).read_bytes()
+            if f.cell:
+                from . import notebooks
+
+                cells = {n: t for n, t, _ in notebooks.code_cells(notebooks.read_notebook(data))}
+                cache[key] = cells.get(f.cell, "").splitlines()
+            else:
+                cache[key] = data.decode("utf-8", errors="replace").splitlines()
+        except Exception:
+            cache[key] = []
+    lines = cache[key]
+    return lines[f.line - 1] if 0 < f.line <= len(lines) else None
+
+
+def fixable(f: Finding, unsafe: bool = False) -> bool:
+    """Say whether ``--fix`` (with ``--unsafe-fixes`` when ``unsafe``) would fix a finding.
+
+    Args:
+        f: The finding.
+        unsafe: Count unsafe fixes too.
+
+    Returns:
+        Whether it is fixable.
+    """
+    return f.fix is not None and (f.fix.safety == "safe" or unsafe)
+
+
+def text(report: Report, show_source: bool = False, unsafe: bool = False) -> str:
+    """Render findings as ``path:line:col: CODE message`` lines and a summary.
+
+    Args:
+        report: The run's report.
+        show_source: Print the offending line and a caret under each finding.
+        unsafe: Whether unsafe fixes are enabled (for the ``[*]`` marks).
+
+    Returns:
+        The text, ending with a newline (empty when there is nothing to say).
+    """
+    lines = []
+    cache: dict[tuple[str, int | None], list[str]] = {}
+    for f in report.findings:
+        mark = "[*] " if fixable(f, unsafe) else ""
+        lines.append(f"{location(f, report.root)}: {f.code} {mark}{f.message}")
+        if show_source:
+            src = _source_line(f, report.root, cache)
+            if src is not None:
+                width = (f.end_col - f.col) if f.end_line == f.line and f.end_col else 1
+                lines.append(f"    {src}")
+                lines.append("    " + " " * f.col + "^" * max(1, min(width, len(src) - f.col)))
+    n = len(report.findings)
+    if n:
+        fix_n = sum(fixable(f, unsafe) for f in report.findings)
+        hidden = sum(fixable(f, True) for f in report.findings) - fix_n
+        summary = f"Found {n} finding{'s' if n != 1 else ''}"
+        if fix_n:
+            summary += f" ({fix_n} fixable with --fix)"
+        if hidden:
+            summary += f"; {hidden} more with --fix --unsafe-fixes (preview with --diff)"
+        lines.append(summary + ".")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def statistics(report: Report, rules: dict[str, type[Rule]]) -> str:
+    """Render counts per code, most frequent first.
+
+    Args:
+        report: The run's report.
+        rules: ``{code: rule class}``.
+
+    Returns:
+        One line per code: count, code, ``[*]`` when fixable, the rule's summary.
+    """
+    counts = collections.Counter(f.code for f in report.findings)
+    out = []
+    for code, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        rule = rules.get(code)
+        mark = "[*]" if any(fixable(f) for f in report.findings if f.code == code) else "   "
+        out.append(f"{count:6d}  {code}  {mark} {rule.summary if rule else ''}".rstrip())
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def _finding_json(f: Finding, root: Path) -> dict[str, Any]:
+    return {
+        "code": f.code, "message": f.message, "path": f.path,
+        "display_path": display_path(f.path, root), "cell": f.cell,
+        "line": f.line, "column": f.col + 1,
+        "end_line": f.end_line, "end_column": f.end_col + 1 if f.end_col is not None else None,
+        "fix": None if f.fix is None else {
+            "safety": f.fix.safety, "description": f.fix.description,
+            "edits": [{"start_line": e.start_line, "start_column": e.start_col + 1,
+                       "end_line": e.end_line, "end_column": e.end_col + 1, "text": e.text}
+                      for e in f.fix.edits]},
+    }
+
+
+def json_report(report: Report) -> str:
+    """Render the run as JSON (schema version 1, documented in the README).
+
+    Args:
+        report: The run's report.
+
+    Returns:
+        The JSON text.
+    """
+    counts = collections.Counter(f.code for f in report.findings)
+    data = {
+        "schema_version": 1,
+        "tool": {"name": "mlcheck-lint", "version": __version__},
+        "root": report.root.as_posix(),
+        "summary": {"files": len(report.files), "parsed": report.parsed, "cached": report.cached,
+                    "findings": len(report.findings), "suppressed": report.suppressed,
+                    "fixed": report.fixed, "errors": len(report.errors),
+                    "by_code": dict(sorted(counts.items()))},
+        "findings": [_finding_json(f, report.root) for f in report.findings],
+        "errors": report.errors,
+    }
+    return json.dumps(data, indent=2) + "\n"
+
+
+def _first_paragraph(doc: str) -> str:
+    for block in doc.split("\n\n"):
+        block = block.strip()
+        if block and not block.endswith(":"):
+            return " ".join(block.split())
+    return ""
+
+
+def _sarif_rule(rule: type[Rule]) -> dict[str, Any]:
+    doc = rule.documentation()
+    return {
+        "id": rule.code,
+        "name": "".join(part.capitalize() for part in (rule.name or rule.code).split("-")),
+        "shortDescription": {"text": rule.summary or rule.code},
+        "fullDescription": {"text": _first_paragraph(doc) or rule.summary or rule.code},
+        "help": {"text": doc or rule.summary, "markdown": doc_markdown(doc) or rule.summary},
+        "helpUri": f"{INFORMATION_URI}-rules",
+        "defaultConfiguration": {"level": "warning" if rule.code != "MLC000" else "error",
+                                 "enabled": rule.default == "on"},
+        "properties": {"tags": ["mlcheck", rule.name] if rule.name else ["mlcheck"],
+                       "fix": rule.fix_safety or "none"},
+    }
+
+
+def sarif(report: Report, rules: dict[str, type[Rule]]) -> str:
+    """Render the run as SARIF 2.1.0, as GitHub code scanning reads it.
+
+    Args:
+        report: The run's report.
+        rules: ``{code: rule class}`` of every registered rule.
+
+    Returns:
+        The SARIF JSON text.
+    """
+    codes = sorted(set(report.enabled) | {f.code for f in report.findings})
+    described = [rules[c] for c in codes if c in rules]
+    index = {r.code: i for i, r in enumerate(described)}
+    results = []
+    for f in report.findings:
+        region: dict[str, Any] = {"startLine": max(f.line, 1), "startColumn": f.col + 1}
+        if f.end_line is not None and f.end_col is not None and not f.cell:
+            region.update(endLine=f.end_line, endColumn=f.end_col + 1)
+        result: dict[str, Any] = {
+            "ruleId": f.code,
+            "level": "error" if f.code == "MLC000" else "warning",
+            "message": {"text": f.message},
+            "locations": [{"physicalLocation": {
+                "artifactLocation": {"uri": f.path, "uriBaseId": "%SRCROOT%"},
+                "region": region}}],
+        }
+        if f.code in index:
+            result["ruleIndex"] = index[f.code]
+        if f.cell:
+            result["properties"] = {"notebookCell": f.cell}
+        if f.fix is not None and not f.cell:
+            result["fixes"] = [{
+                "description": {"text": f"{f.fix.description} ({f.fix.safety} fix)"},
+                "artifactChanges": [{
+                    "artifactLocation": {"uri": f.path, "uriBaseId": "%SRCROOT%"},
+                    "replacements": [{
+                        "deletedRegion": {"startLine": e.start_line, "startColumn": e.start_col + 1,
+                                          "endLine": e.end_line, "endColumn": e.end_col + 1},
+                        "insertedContent": {"text": e.text}} for e in f.fix.edits]}]}]
+        results.append(result)
+    notifications = [{"level": "error", "message": {"text": e["message"]},
+                      "locations": [{"physicalLocation": {"artifactLocation": {
+                          "uri": e["path"], "uriBaseId": "%SRCROOT%"}}}]
+                      if e["path"] != "<project>" else [],
+                      "associatedRule": {"id": e["rule"]}} for e in report.errors]
+    log = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "mlcheck-lint", "version": __version__,
+                                "semanticVersion": __version__,
+                                "informationUri": INFORMATION_URI, "rules": [_sarif_rule(r) for r in described]}},
+            "originalUriBaseIds": {"%SRCROOT%": {"uri": report.root.resolve().as_uri() + "/"}},
+            "invocations": [{"executionSuccessful": not report.errors,
+                             "toolExecutionNotifications": notifications}],
+            "results": results,
+        }],
+    }
+    return json.dumps(log, indent=2) + "\n"
+
+
+def _escape_data(value: str) -> str:
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(value: str) -> str:
+    return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def github(report: Report) -> str:
+    """Render findings as GitHub Actions workflow commands (annotations).
+
+    Args:
+        report: The run's report.
+
+    Returns:
+        One ``::error``/``::warning`` line per finding and internal error.
+    """
+    lines = []
+    for f in report.findings:
+        level = "error" if f.code == "MLC000" else "warning"
+        props = [f"file={_escape_property(display_path(f.path, report.root))}"]
+        if not f.cell:
+            props += [f"line={f.line}", f"col={f.col + 1}"]
+            if f.end_line is not None:
+                props.append(f"endLine={f.end_line}")
+                if f.end_col is not None and f.end_line == f.line:
+                    props.append(f"endColumn={f.end_col + 1}")
+        title = f"{f.code}" + (f" (cell {f.cell}, line {f.line})" if f.cell else "")
+        props.append(f"title={_escape_property(title)}")
+        lines.append(f"::{level} {','.join(props)}::{_escape_data(f.code + ' ' + f.message)}")
+    for e in report.errors:
+        lines.append(f"::error title=mlcheck-lint internal error::{_escape_data(e['message'])}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def doc_markdown(doc: str) -> str:
+    """Turn a rule's documentation (ruff-shaped docstring) into Markdown.
+
+    Unindented ``Heading:`` lines become bold headings, their indented bodies are
+    dedented (so they are paragraphs and fenced code, not indented code blocks), and
+    reST ````literals```` become Markdown ```literals```.
+
+    Args:
+        doc: The rule's documentation, as :meth:`~mlcheck_lint.api.Rule.documentation` returns it.
+
+    Returns:
+        Markdown text.
+    """
+    out = []
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if line and not line[0].isspace() and stripped.endswith((":", "?")) and len(stripped) <= 40:
+            out.append(f"**{stripped.rstrip(':')}**")
+            out.append("")
+            continue
+        out.append(line[4:] if line.startswith("    ") else line)
+    return re.sub(r"(?<!`)``([^`\n]+)``(?!`)", r"`\1`", "\n".join(out)).strip()
+
+
+def rules_table(rules: Iterable[type[Rule]], fmt: str) -> str:
+    """Render the rule list (``--list-rules``).
+
+    ``markdown`` is exactly what the README's rule section holds: a table, then each
+    rule's documentation.
+
+    Args:
+        rules: Rule classes, sorted by code.
+        fmt: ``text``, ``json`` or ``markdown``.
+
+    Returns:
+        The rendered list.
+    """
+    rules = list(rules)
+    if fmt == "json":
+        return json.dumps([{"code": r.code, "name": r.name, "summary": r.summary,
+                            "default": r.default, "fix": r.fix_safety,
+                            "file_kinds": list(r.file_kinds),
+                            "documentation": r.documentation()} for r in rules], indent=2) + "\n"
+    if fmt == "markdown":
+        out = ["| code | name | default | fix | what |", "|---|---|---|---|---|"]
+        for r in rules:
+            summary = r.summary.replace("|", "\\|")
+            out.append(f"| [{r.code}](#{r.code.lower()}) | `{r.name}` | {r.default} | "
+                       f"{r.fix_safety or ''} | {summary} |")
+        for r in rules:
+            out += ["", f"### {r.code}", "", f"`{r.name}` (default: {r.default}"
+                    + (f", {r.fix_safety} fix" if r.fix_safety else "") + ")", "",
+                    doc_markdown(r.documentation())]
+        return "\n".join(out) + "\n"
+    width = max((len(r.name) for r in rules), default=4)
+    out = [f"{r.code}  {r.default:<7}  {(r.fix_safety or '-'):<6}  {r.name:<{width}}  {r.summary}"
+           for r in rules]
+    return "\n".join(out) + "\n"
+
+
+def explain(rule: type[Rule]) -> str:
+    """Render ``--explain CODE``: the rule's header and its documentation.
+
+    Args:
+        rule: The rule class.
+
+    Returns:
+        The text.
+    """
+    fix = {"safe": "safe fix (applied by --fix)",
+           "unsafe": "unsafe fix (shown by --diff, applied by --fix --unsafe-fixes)"}.get(
+        rule.fix_safety or "", "no automatic fix")
+    head = f"{rule.code} ({rule.name}): {rule.summary}\nDefault: {rule.default}. Fix: {fix}."
+    return f"{head}\n\n{rule.documentation()}\n"
+
+
+def unified_diff(old: str, new: str, path: str) -> str:
+    """Return a unified diff between two versions of a file.
+
+    Args:
+        old: The current text.
+        new: The fixed text.
+        path: The path shown in the header.
+
+    Returns:
+        The diff text.
+    """
+    import difflib
+
+    return "".join(difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                        fromfile=f"a/{path}", tofile=f"b/{path}"))
+
+

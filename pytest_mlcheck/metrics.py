@@ -1,0 +1,714 @@
+"""Metric regression: compare metrics against baselines reviewed in pull requests.
+
+The ``metric_regression`` fixture is a :class:`MetricRegression`. Its three checks
+record what they find as report records (kind ``metric`` or ``array``) and fail with
+a table that names every metric, its baseline, the current value, the allowed band
+and the command that accepts the new values:
+
+* :meth:`MetricRegression.check` compares a closed set of scalar metrics, each within
+  ``atol + rtol * |baseline|``, one-sided for metrics with a direction;
+* :meth:`MetricRegression.check_repeated` runs a function once per seed and compares
+  means with a band that also allows for the measured seed-to-seed noise;
+* :meth:`MetricRegression.check_array` snapshots an array or tensor.
+
+Baselines live in TOML files next to the tests (see :mod:`pytest_mlcheck.baselines`)
+and are only written with ``pytest --mlcheck-update``.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import report
+from .arrays import as_scalar, to_numpy
+from .baselines import (
+    DEFAULT_GROUP,
+    BaselineEntryError,
+    array_file_name,
+    entry_label,
+    glob_match,
+    local_id,
+    variant_key,
+)
+
+#: Verdicts of one metric, as shown in tables and records.
+OK, IMPROVED, REGRESSED, NEW, MISSING, NON_FINITE, WRITTEN = (
+    "ok", "improved", "REGRESSED", "NEW", "MISSING", "NON-FINITE", "written")
+
+_CAUSES = {
+    REGRESSED: (
+        "REGRESSED: the value moved past its band in the bad direction. Usual causes: a "
+        "change to the model or its defaults, to the data pipeline (split, shuffling, "
+        "preprocessing, a dropped last batch) or to the metric's own code (e.g. averaging "
+        "per batch instead of per sample), a changed seed, or a dependency bump (compare "
+        "the recording environment). If the change is intended, accept it; if it is "
+        "run-to-run noise, measure it with check_repeated or widen atol/rtol."
+    ),
+    MISSING: (
+        "MISSING: the baseline has this metric but the test no longer reports it: it was "
+        "renamed or dropped, or the code computing it was skipped. Report it again, or "
+        "accept its removal."
+    ),
+    NON_FINITE: (
+        "NON-FINITE: the current value is NaN or infinite: training diverged (learning "
+        "rate, no gradient clipping), a division by zero or log(0) in the metric (an empty "
+        "class or split), or NaN inputs. NaN and inf never pass and are never recorded."
+    ),
+    NEW: (
+        "NEW: the baseline has no value for this metric (a new metric, a new test or a "
+        "new name=), so there is nothing to compare against yet."
+    ),
+}
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) and len(repr(value)) <= 12 else f"{value:.6g}"
+    return str(value)
+
+
+def _fmt_short(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()
+            for r in [header] + rows]
+
+
+def verdict(current: float, baseline: float, band: float, direction: str) -> str:
+    """Return the verdict of one finite current value against a finite baseline.
+
+    Args:
+        current: The current value.
+        baseline: The baseline value.
+        band: The allowed absolute deviation.
+        direction: ``higher``, ``lower`` or ``""`` (two-sided).
+
+    Returns:
+        ``ok``, ``improved`` or ``REGRESSED``.
+    """
+    delta = current - baseline
+    if abs(delta) <= band:
+        return OK
+    if direction == "higher" and delta > 0:
+        return IMPROVED
+    if direction == "lower" and delta < 0:
+        return IMPROVED
+    return REGRESSED
+
+
+def _patterns(value: Any, argname: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    try:
+        out = tuple(value)
+    except TypeError:
+        raise TypeError(f"{argname} must be metric names or glob patterns, "
+                        f"got {type(value).__name__}") from None
+    for p in out:
+        if not isinstance(p, str):
+            raise TypeError(f"{argname} must hold metric names (str), got {p!r}")
+    return out
+
+
+class MetricRegression:
+    """The ``metric_regression`` fixture: metric checks against reviewed baselines.
+
+    Args:
+        request: The pytest fixture request of the test using it.
+    """
+
+    def __init__(self, request: Any) -> None:
+        from .plugin import SESSION
+
+        self.config = request.config
+        self.state = request.config.stash[SESSION]
+        self.nodeid: str = request.node.nodeid
+        self.test: str = local_id(self.nodeid)
+        store = self.state.baseline_store()
+        self.file = store.file_for_module(Path(str(request.node.path)))
+        # Parse now, so a corrupt file makes the test error at setup, before it runs.
+        self.file.load()
+        self._used: set[tuple[str, str, str]] = set()
+
+    # ---- options ---------------------------------------------------------------------
+
+    def _ini_float(self, key: str) -> float:
+        raw = self.state.ini(key)
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"ini option {key} must be a number, got {raw!r}") from None
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"ini option {key} must be finite and >= 0, got {raw!r}")
+        return value
+
+    def _tolerances(self, value: Any, argname: str, names: Iterable[str]) -> dict[str, float]:
+        default = self._ini_float(f"mlcheck_{argname}")
+        names = list(names)
+        if value is None:
+            return {n: default for n in names}
+
+        def valid(v: Any, what: str) -> float:
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise TypeError(f"{what} must be a number, got {type(v).__name__}")
+            v = float(v)
+            if not math.isfinite(v) or v < 0:
+                raise ValueError(f"{what} must be finite and >= 0, got {v!r}")
+            return v
+
+        if isinstance(value, Mapping):
+            per = {str(k): valid(v, f"{argname}[{k!r}]") for k, v in value.items()}
+            for pattern in per:
+                if not any(glob_match(n, (pattern,)) for n in names):
+                    raise ValueError(
+                        f"{argname} has an entry for {pattern!r}, which matches no metric "
+                        f"of this check ({', '.join(map(repr, names))}); a typo?")
+            out = {}
+            for n in names:
+                hit = per.get(n)
+                if hit is None:
+                    hit = next((v for p, v in per.items() if glob_match(n, (p,))), default)
+                out[n] = hit
+            return out
+        v = valid(value, argname)
+        return {n: v for n in names}
+
+    def _directions(self, names: Iterable[str], higher: Any, lower: Any) -> dict[str, str]:
+        higher = _patterns(higher, "higher_is_better")
+        lower = _patterns(lower, "lower_is_better")
+        ini_h = tuple(self.state.ini("mlcheck_higher_is_better") or ())
+        ini_l = tuple(self.state.ini("mlcheck_lower_is_better") or ())
+        out = {}
+        for n in names:
+            h, lo = glob_match(n, higher), glob_match(n, lower)
+            source = "higher_is_better and lower_is_better"
+            if not (h or lo):
+                h, lo = glob_match(n, ini_h), glob_match(n, ini_l)
+                source = "ini options mlcheck_higher_is_better and mlcheck_lower_is_better"
+            if h and lo:
+                raise ValueError(f"metric {n!r} matches both {source}; give it one direction")
+            out[n] = "higher" if h else "lower" if lo else ""
+        return out
+
+    def _key(self, group: str, env: Any) -> tuple[tuple[str, str, str], dict[str, str]]:
+        from .environment import select
+
+        if env is None:
+            facets = tuple(self.state.ini("mlcheck_baseline_env") or ())
+        elif isinstance(env, str):
+            facets = (env,)
+        else:
+            facets = tuple(env)
+        chosen = select(facets) if facets else {}
+        return (self.test, group, variant_key(chosen)), chosen
+
+    def _group(self, name: Any) -> str:
+        if name is None:
+            return DEFAULT_GROUP
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty str, got {name!r}")
+        return name
+
+    def _claim(self, key: tuple[str, str, str], method: str) -> None:
+        if key in self._used:
+            raise ValueError(
+                f"metric_regression.{method}: the entry {entry_label(key)} was already "
+                f"checked in this test; give each check its own name=")
+        self._used.add(key)
+
+    def _accept_command(self) -> str:
+        parts = ["pytest", shlex.quote(self.nodeid)]
+        if self.state.enabled:
+            parts.append("--mlcheck")
+        parts.append("--mlcheck-update")
+        return " ".join(parts)
+
+    def _lookup(self, key: tuple[str, str, str]) -> tuple[dict[str, Any] | None, str]:
+        """Return the entry and, when only other environment variants exist, a failure."""
+        entry = self.file.entry(key)
+        if entry is not None:
+            return entry, ""
+        others = [v for v in self.file.variants(key[0], key[1]) if v != key[2]]
+        if not others:
+            return None, ""
+        want = repr(key[2]) if key[2] else "without env= facets"
+        return None, (
+            f"no baseline recorded for {self.nodeid} in the environment variant {want}; "
+            f"this entry has variants: {', '.join(map(repr, others))}. Lookup is exact: "
+            f"record this variant on this machine with {self._accept_command()}, or change "
+            f"env= (ini mlcheck_baseline_env) to the facets the baselines were keyed by."
+        )
+
+    def _env_note(self, entry: dict[str, Any] | None) -> list[str]:
+        if not entry or not entry.get("recorded_in"):
+            return []
+        from .environment import fingerprint
+
+        now = fingerprint()
+        recorded = entry["recorded_in"]
+        diffs = [f"{k} {recorded[k]} (now {now.get(k, 'none')})"
+                 for k in recorded if str(recorded[k]) != now.get(k, "none")]
+        if not diffs:
+            return []
+        return ["the baseline was recorded in a different environment: " + ", ".join(diffs)
+                + "; the difference may come from there rather than from the code."]
+
+    def _values(self, key: tuple[str, str, str]) -> dict[str, Any]:
+        values: dict[str, Any] = {"file": self.file.rel, "entry": entry_label(key),
+                                  "entry_key": list(key)}
+        if key[2]:
+            values["variant"] = key[2]
+        return values
+
+    # ---- scalar checks ---------------------------------------------------------------
+
+    def _scalars(self, metrics: Any, what: str) -> dict[str, float | int]:
+        if not isinstance(metrics, Mapping):
+            raise TypeError(f"{what} must be a mapping of metric name to number, "
+                            f"got {type(metrics).__name__}")
+        if not metrics:
+            raise ValueError(f"{what} is empty: give at least one metric")
+        out: dict[str, float | int] = {}
+        for name, value in metrics.items():
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"metric names must be non-empty strings, got {name!r}")
+            out[name] = as_scalar(value, f"metric {name!r}")
+        return out
+
+    def check(self, metrics: Mapping[str, Any], *, name: str | None = None,
+              higher_is_better: Iterable[str] = (), lower_is_better: Iterable[str] = (),
+              atol: float | Mapping[str, float] | None = None,
+              rtol: float | Mapping[str, float] | None = None,
+              env: Iterable[str] | None = None) -> None:
+        """Compare a closed set of metrics with their baselines.
+
+        Each metric passes when ``|current - baseline| <= atol + rtol * |baseline|``.
+        A metric matched by ``higher_is_better``/``lower_is_better`` (names or globs,
+        plus the ini defaults) fails only in its bad direction and is reported as
+        ``improved`` past the band in the good one. A metric added to or dropped from
+        the set fails, and so does a NaN or infinite current value.
+
+        Args:
+            metrics: Metric name to number (int, float, numpy scalar, 0-d array, tensor).
+            name: Keeps several independent checks apart in one test.
+            higher_is_better: Names or glob patterns of metrics where higher is better.
+            lower_is_better: Names or glob patterns of metrics where lower is better.
+            atol: Absolute tolerance: a number, or per metric (names or globs);
+                default ini ``mlcheck_atol`` (1e-6).
+            rtol: Relative tolerance, like ``atol``; default ini ``mlcheck_rtol`` (1e-5).
+            env: Environment facets that key the baseline (``("device",)``); default
+                ini ``mlcheck_baseline_env``.
+
+        Raises:
+            AssertionError: A metric regressed, is new, missing or non-finite.
+            TypeError: A metric value is not a number (the message names it).
+        """
+        __tracebackhide__ = True
+        current = self._scalars(metrics, "metrics")
+        self._compare(current, None, name=name, higher=higher_is_better, lower=lower_is_better,
+                      atol=atol, rtol=rtol, env=env, method="check", sigmas=None)
+
+    def check_repeated(self, fn: Callable[[int], Mapping[str, Any]], *,
+                       seeds: Iterable[int] = range(5), sigmas: float = 3.0,
+                       name: str | None = None, higher_is_better: Iterable[str] = (),
+                       lower_is_better: Iterable[str] = (),
+                       atol: float | Mapping[str, float] | None = None,
+                       rtol: float | Mapping[str, float] | None = None,
+                       env: Iterable[str] | None = None) -> None:
+        """Run ``fn(seed)`` once per seed and compare the mean of each metric, noise-aware.
+
+        Before each call Python's ``random``, numpy's global RNG and torch (when it is
+        imported) are seeded with the seed, and restored afterwards. The baseline keeps
+        mean, std, n, min and max per metric. A metric passes when
+        ``|mean - baseline_mean| <= max(atol + rtol*|baseline_mean|,
+        sigmas * sqrt(std²/n + baseline_std²/baseline_n))``, one-sided for metrics
+        with a direction.
+
+        Args:
+            fn: Called with each seed; returns metric name to number.
+            seeds: At least two seeds.
+            sigmas: How many standard errors of the difference of means are noise.
+            name: Keeps several independent checks apart in one test.
+            higher_is_better: Names or glob patterns of metrics where higher is better.
+            lower_is_better: Names or glob patterns of metrics where lower is better.
+            atol: Absolute tolerance (number or per metric); default ini ``mlcheck_atol``.
+            rtol: Relative tolerance (number or per metric); default ini ``mlcheck_rtol``.
+            env: Environment facets that key the baseline.
+
+        Raises:
+            AssertionError: A metric's mean regressed, is new, missing or non-finite.
+            ValueError: Fewer than two seeds, or runs that report different metrics.
+        """
+        __tracebackhide__ = True
+        from .seeding import seeded
+
+        if not callable(fn):
+            raise TypeError(f"fn must be callable with a seed, got {type(fn).__name__}")
+        seeds = list(seeds)
+        for s in seeds:
+            if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
+                raise TypeError(f"seeds must be ints, got {s!r}")
+        if len(seeds) < 2:
+            raise ValueError(f"check_repeated needs at least 2 seeds to measure noise, "
+                             f"got {len(seeds)}")
+        if len(set(int(s) for s in seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}")
+        if isinstance(sigmas, bool) or not isinstance(sigmas, (int, float)) \
+                or not math.isfinite(sigmas) or sigmas <= 0:
+            raise ValueError(f"sigmas must be a finite number > 0, got {sigmas!r}")
+        runs: list[dict[str, float | int]] = []
+        for seed in seeds:
+            with seeded(int(seed)):
+                out = fn(int(seed))
+            got = self._scalars(out, f"fn({seed}) returned a value that")
+            if runs and set(got) != set(runs[0]):
+                raise ValueError(
+                    f"fn({seed}) reported metrics {sorted(got)} but fn({seeds[0]}) reported "
+                    f"{sorted(runs[0])}; every seed must report the same metrics")
+            runs.append(got)
+        samples = {m: [float(r[m]) for r in runs] for m in runs[0]}
+        self._compare(samples, [int(s) for s in seeds], name=name, higher=higher_is_better,
+                      lower=lower_is_better, atol=atol, rtol=rtol, env=env,
+                      method="check_repeated", sigmas=float(sigmas))
+
+    def _compare(self, current: dict[str, Any], seeds: list[int] | None, *, name: Any,
+                 higher: Any, lower: Any, atol: Any, rtol: Any, env: Any, method: str,
+                 sigmas: float | None) -> None:
+        __tracebackhide__ = True
+        repeated = seeds is not None
+        group = self._group(name)
+        key, _facets = self._key(group, env)
+        self._claim(key, method)
+        entry, variant_failure = self._lookup(key)
+        base: dict[str, Any] = dict(entry["metrics"]) if entry and "metrics" in entry else {}
+        kind_mismatch = ""
+        if entry is not None and "metrics" not in entry:
+            kind_mismatch = "an array snapshot (check_array)"
+        elif base and any(isinstance(v, dict) for v in base.values()) != repeated:
+            kind_mismatch = "check_repeated" if not repeated else "check (single values)"
+        if kind_mismatch:
+            if not self.state.update:
+                raise BaselineEntryError(
+                    f"baseline entry {entry_label(key)} in {self.file.rel} was recorded by "
+                    f"{kind_mismatch}, but the test now calls metric_regression.{method}; "
+                    f"re-record it with {self._accept_command()}")
+            base = {}
+        names = list(current) + sorted(n for n in base if n not in current)
+        atols = self._tolerances(atol, "atol", names)
+        rtols = self._tolerances(rtol, "rtol", names)
+        directions = self._directions(names, higher, lower)
+
+        rows: list[dict[str, Any]] = []
+        for metric in names:
+            direction = directions[metric]
+            row: dict[str, Any] = {"metric": metric, "direction": direction}
+            b = base.get(metric)
+            if repeated:
+                if metric in current:
+                    vals = current[metric]
+                    n = len(vals)
+                    finite = all(math.isfinite(v) for v in vals)
+                    mean = math.fsum(vals) / n if finite else float("nan")
+                    std = (math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / (n - 1))
+                           if finite else float("nan"))
+                    row["stats"] = {"mean": mean, "std": std, "n": n, "min": min(vals),
+                                    "max": max(vals)}
+                    row["current"] = mean
+                    row["per_seed"] = vals
+                    if not finite:
+                        row["bad_seeds"] = [s for s, v in zip(seeds, vals) if not math.isfinite(v)]
+                bm = b["mean"] if isinstance(b, dict) else None
+            else:
+                if metric in current:
+                    row["current"] = current[metric]
+                bm = b
+            row["baseline"] = bm
+            cur = row.get("current")
+            if cur is None:
+                row["verdict"] = MISSING
+            elif not math.isfinite(cur):
+                row["verdict"] = NON_FINITE
+            elif bm is None:
+                row["verdict"] = NEW
+            else:
+                band = atols[metric] + rtols[metric] * abs(bm)
+                if repeated:
+                    st = row["stats"]
+                    noise = sigmas * math.sqrt(st["std"] ** 2 / st["n"] + b["std"] ** 2 / b["n"])
+                    row["noise_band"] = noise
+                    row["baseline_std"], row["baseline_n"] = b["std"], b["n"]
+                    band = max(band, noise)
+                row["band"] = band
+                row["delta"] = cur - bm
+                row["delta_pct"] = 100.0 * (cur - bm) / abs(bm) if bm != 0 else None
+                row["verdict"] = verdict(cur, bm, band, direction)
+            rows.append(row)
+
+        changed = bool(kind_mismatch) or any(r["verdict"] != OK for r in rows)
+        non_finite = any(r["verdict"] == NON_FINITE for r in rows)
+        will_write = self.state.update and changed and not non_finite
+        if will_write:
+            from .environment import fingerprint
+
+            if repeated:
+                stored = {r["metric"]: r["stats"] for r in rows if "stats" in r}
+            else:
+                stored = {r["metric"]: r["current"] for r in rows if "current" in r}
+            self.file.stage(key, {"recorded_in": dict(fingerprint()), "metrics": stored})
+
+        common = self._values(key)
+        for r in rows:
+            values = dict(common)
+            values.update({k: r.get(k) for k in ("baseline", "current", "delta", "delta_pct",
+                                                  "band")})
+            values["direction"] = r["direction"] or "two-sided"
+            if repeated:
+                for k in ("noise_band", "baseline_std", "baseline_n", "per_seed"):
+                    if k in r:
+                        values[k] = r[k]
+                if "stats" in r:
+                    values["std"], values["n"] = r["stats"]["std"], r["stats"]["n"]
+                values["seeds"] = seeds
+            verdict_now = r["verdict"]
+            if will_write:
+                values["previous_verdict"] = verdict_now
+                verdict_now = WRITTEN
+            report.emit("metric", r["metric"], verdict_now, values,
+                        "" if verdict_now in (OK, IMPROVED, WRITTEN) else
+                        f"{r['metric']}: {verdict_now}", group="" if name is None else group)
+
+        failing = [r for r in rows if r["verdict"] in (REGRESSED, NEW, MISSING, NON_FINITE)]
+        if variant_failure and not will_write:
+            raise AssertionError(variant_failure)
+        if failing and not will_write:
+            raise AssertionError(self._message(key, rows, failing, entry, method))
+
+    def _message(self, key: tuple[str, str, str], rows: list[dict[str, Any]],
+                 failing: list[dict[str, Any]], entry: dict[str, Any] | None,
+                 method: str) -> str:
+        lines: list[str] = []
+        for r in rows:
+            if r["verdict"] == NEW:
+                lines.append(f"no baseline recorded for {self.nodeid} {r['metric']}; "
+                             f"run pytest --mlcheck-update to record it")
+        group = f' (name="{key[1]}")' if key[1] != DEFAULT_GROUP else ""
+        variant = f" [env {key[2]}]" if key[2] else ""
+        lines.append(f"metric_regression.{method}: {len(failing)} of {len(rows)} metric(s) "
+                     f"of {self.nodeid}{group}{variant} failed against the baseline")
+        header = ["metric", "baseline", "current", "Δ", "Δ%", "band (±)", "direction", "verdict"]
+        table_rows = []
+        for r in rows:
+            base, cur = r.get("baseline"), r.get("current")
+            if "stats" in r:
+                cur_s = f"{_fmt(cur)} ± {_fmt_short(r['stats']['std'])} (n={r['stats']['n']})"
+            else:
+                cur_s = _fmt(cur)
+            if "baseline_std" in r:
+                base_s = f"{_fmt(base)} ± {_fmt_short(r['baseline_std'])} (n={r['baseline_n']})"
+            else:
+                base_s = _fmt(base)
+            pct = r.get("delta_pct")
+            table_rows.append([
+                r["metric"], base_s, cur_s, _fmt_short(r.get("delta")),
+                "-" if pct is None else f"{pct:+.3g}%", _fmt_short(r.get("band")),
+                {"higher": "higher is better", "lower": "lower is better"}.get(
+                    r["direction"], "two-sided"), r["verdict"]])
+        lines += _table(header, table_rows)
+        for r in failing:
+            if r.get("bad_seeds"):
+                lines.append(f"  {r['metric']} is non-finite for seed(s) {r['bad_seeds']}: "
+                             f"{r['per_seed']}")
+            elif r["verdict"] == NON_FINITE:
+                lines.append(f"  {r['metric']} is {r['current']!r}")
+        lines.append(f"baseline: {self.file.rel} {entry_label(key)}")
+        lines += self._env_note(entry)
+        lines.append("likely causes:")
+        for verdict_name in (NON_FINITE, REGRESSED, MISSING, NEW):
+            if any(r["verdict"] == verdict_name for r in failing):
+                lines.append("  - " + _CAUSES[verdict_name])
+        if any(r["verdict"] == NON_FINITE for r in failing):
+            lines.append("fix the non-finite value first: --mlcheck-update does not record it.")
+        lines.append(f"to accept the current values as the new baseline (then review the "
+                     f"diff of {self.file.rel}), run from {self.state.rootdir}:")
+        lines.append(f"  {self._accept_command()}")
+        return "\n".join(lines)
+
+    # ---- arrays ----------------------------------------------------------------------
+
+    def check_array(self, name: str, array: Any, *, atol: float | None = None,
+                    rtol: float | None = None, env: Iterable[str] | None = None) -> None:
+        """Compare an array or tensor (e.g. predictions on a fixed batch) with its snapshot.
+
+        The snapshot is a compressed ``.npz`` file beside the baseline TOML file, always
+        loaded with ``allow_pickle=False``; its shape, dtype and summary statistics go in
+        the TOML file. Elements match when ``|current - baseline| <= atol + rtol*|baseline|``
+        (NaN matches NaN and inf matches the same inf at the same place).
+
+        Args:
+            name: The array's name, unique within the test.
+            array: A numpy array or torch tensor of numbers.
+            atol: Absolute tolerance; default ini ``mlcheck_atol``.
+            rtol: Relative tolerance; default ini ``mlcheck_rtol``.
+            env: Environment facets that key the baseline.
+
+        Raises:
+            AssertionError: Shape, dtype or values changed, or no snapshot exists.
+            TypeError: ``array`` is not an array of numbers.
+        """
+        __tracebackhide__ = True
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty str, got {name!r}")
+        if isinstance(array, (list, tuple)) or np.isscalar(array):
+            array = np.asarray(array)
+        arr = np.array(to_numpy(array), copy=True)
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"array {name!r}: expected numbers (bool, int or float), "
+                            f"got dtype {arr.dtype}")
+        tol_a = self._tolerances(atol, "atol", [name])[name]
+        tol_r = self._tolerances(rtol, "rtol", [name])[name]
+        key, _facets = self._key(name, env)
+        self._claim(key, "check_array")
+        entry, variant_failure = self._lookup(key)
+        values = self._values(key)
+        values.update({"shape": list(arr.shape), "dtype": str(arr.dtype),
+                       "current": f"{arr.dtype}{list(arr.shape)}",
+                       "band": f"atol {tol_a:g} + rtol {tol_r:g}·|baseline|"})
+        problems: list[str] = []
+        result = NEW
+        base_arr = None
+        if entry is not None and "array" not in entry:
+            if not self.state.update:
+                raise BaselineEntryError(
+                    f"baseline entry {entry_label(key)} in {self.file.rel} holds metrics, but "
+                    f"the test now calls metric_regression.check_array; re-record it with "
+                    f"{self._accept_command()}")
+            entry = None
+        if entry is not None:
+            info = entry["array"]
+            values["baseline"] = f"{info['dtype']}{list(info['shape'])}"
+            path = self.file.array_path(info["file"])
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    base_arr = data["array"]
+            except FileNotFoundError:
+                if not self.state.update:
+                    raise BaselineEntryError(
+                        f"baseline entry {entry_label(key)} in {self.file.rel} refers to "
+                        f"{info['file']}, which does not exist; restore it from version "
+                        f"control or re-record with {self._accept_command()}") from None
+            except (ValueError, KeyError, OSError) as exc:
+                raise BaselineEntryError(
+                    f"array file {info['file']} of baseline entry {entry_label(key)} cannot "
+                    f"be read without unpickling ({exc}); re-record it with "
+                    f"{self._accept_command()}") from None
+        if base_arr is not None:
+            result = OK
+            if tuple(base_arr.shape) != arr.shape:
+                problems.append(f"shape changed: {list(base_arr.shape)} -> {list(arr.shape)}")
+            if str(base_arr.dtype) != str(arr.dtype):
+                problems.append(f"dtype changed: {base_arr.dtype} -> {arr.dtype}")
+            if not problems:
+                problems += self._array_mismatch(base_arr, arr, tol_a, tol_r, values)
+            if problems:
+                result = REGRESSED
+        will_write = self.state.update and result != OK
+        if will_write:
+            from .environment import fingerprint
+
+            file_name = array_file_name(self.file.stem, key)
+            info = {"file": file_name, "shape": list(arr.shape), "dtype": str(arr.dtype)}
+            finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
+            if finite.size:
+                f64 = finite.astype(np.float64)
+                info.update(mean=float(f64.mean()), std=float(f64.std()),
+                            min=float(f64.min()), max=float(f64.max()))
+            self.file.stage(key, {"recorded_in": dict(fingerprint()), "array": info},
+                            {file_name: arr})
+            values["previous_verdict"] = result
+        message = ""
+        if result != OK and not will_write:
+            message = self._array_message(key, name, result, problems, entry)
+        report.emit("array", name, WRITTEN if will_write else result, values,
+                    message.splitlines()[0] if message else "")
+        if variant_failure and not will_write:
+            raise AssertionError(variant_failure)
+        if message:
+            raise AssertionError(message)
+
+    @staticmethod
+    def _array_mismatch(base: np.ndarray, cur: np.ndarray, atol: float, rtol: float,
+                        values: dict[str, Any]) -> list[str]:
+        b = base.astype(np.float64)
+        c = cur.astype(np.float64)
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            diff = np.abs(c - b)
+            same_special = (np.isnan(b) & np.isnan(c)) | (np.isinf(b) & (b == c))
+            # NaN-safe: a NaN difference is not <= anything, so it counts as a mismatch.
+            bad = ~(diff <= atol + rtol * np.abs(b)) & ~same_special
+            rel = np.where(b != 0, diff / np.abs(b), np.inf)
+        count = int(bad.sum())
+        values["mismatches"] = count
+        values["size"] = int(b.size)
+        if not count:
+            finite = diff[np.isfinite(diff)]
+            values["delta"] = float(finite.max()) if finite.size else 0.0
+            return []
+        bad_diff = diff[bad]
+        finite = bad_diff[np.isfinite(bad_diff)]
+        max_abs = float(finite.max()) if finite.size else float("nan")
+        bad_rel = rel[bad]
+        finite_rel = bad_rel[np.isfinite(bad_rel)]
+        max_rel = float(finite_rel.max()) if finite_rel.size else float("inf")
+        values.update(delta=max_abs, max_abs_error=max_abs, max_rel_error=max_rel)
+        lines = [f"{count} of {b.size} elements ({100.0 * count / max(b.size, 1):.3g}%) differ "
+                 f"beyond atol {atol:g} + rtol {rtol:g}·|baseline|; max abs error "
+                 f"{max_abs:.6g}, max rel error {max_rel:.6g}"]
+        new_nonfinite = int((~np.isfinite(c) & np.isfinite(b)).sum())
+        if new_nonfinite:
+            lines.append(f"{new_nonfinite} element(s) became NaN or infinite")
+        first = np.argwhere(bad)[:5]
+        shown = []
+        for idx in first:
+            t = tuple(int(i) for i in idx)
+            shown.append(f"    index {list(t)}: baseline {base[t].item()!r}, current {cur[t].item()!r}")
+        lines.append("first mismatching elements:\n" + "\n".join(shown))
+        return lines
+
+    def _array_message(self, key: tuple[str, str, str], name: str, result: str,
+                       problems: list[str], entry: dict[str, Any] | None) -> str:
+        lines: list[str] = []
+        if result == NEW:
+            lines.append(f"no baseline recorded for {self.nodeid} {name}; run pytest "
+                         f"--mlcheck-update to record it")
+        else:
+            lines.append(f"metric_regression.check_array: array {name!r} of {self.nodeid} "
+                         f"differs from its snapshot")
+            lines += [f"  {p}" for p in problems]
+            lines.append(f"baseline: {self.file.rel} {entry_label(key)}")
+            lines += self._env_note(entry)
+            lines.append(
+                "likely causes: a change to the model, its weights or initialisation, the "
+                "preprocessing of the fixed batch, the dtype (float32 vs float64) or the "
+                "device; a shape change usually means a changed output layer or batch "
+                "handling. If it is run-to-run noise, widen atol/rtol.")
+        lines.append(f"to accept the current array as the new snapshot, run from "
+                     f"{self.state.rootdir}:")
+        lines.append(f"  {self._accept_command()}")
+        return "\n".join(lines)
