@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,7 @@ import time
 from pathlib import Path
 
 MLCHECK = [sys.executable, "-m", "mlcheck_lint"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tree_rss(pid: int) -> int:
@@ -66,18 +68,35 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def timed(cmd: list[str], cwd: Path) -> tuple[float, int, int]:
+def snapshot() -> dict[str, str]:
+    """Freeze the linter's code for the whole run.
+
+    The cache key includes a fingerprint of the linter's source, so an edit between the
+    cold and the warm run (other people work in this tree) would turn the warm run
+    into a cold one. The runs import a copy taken now instead.
+
+    Returns:
+        The environment for the mlcheck-lint runs.
+    """
+    frozen = Path(tempfile.mkdtemp(prefix="mlcheck-bench-code-"))
+    shutil.copytree(ROOT / "lint" / "mlcheck_lint", frozen / "mlcheck_lint",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return {**os.environ, "PYTHONPATH": str(frozen)}
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, int, int]:
     """Run a command; return its wall time, peak tree memory and exit code.
 
     Args:
         cmd: The command line.
         cwd: Where to run it.
+        env: The environment (default: this process's).
 
     Returns:
         ``(seconds, peak bytes, exit code)``.
     """
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     peak = [0]
 
     def sample() -> None:
@@ -122,6 +141,7 @@ def main() -> int:
     parser.add_argument("--torchfix", default=None)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
+    env = snapshot()
     for tree in args.trees:
         tree = tree.resolve()
         files, lines = count_lines(tree)
@@ -131,9 +151,9 @@ def main() -> int:
                           "--format", "json", "."]
         pyd_t, pyd_m, _ = timed([args.pydoclint, "--style=google", "--quiet", "."], tree)
         print(f"pydoclint cold      {pyd_t:8.1f} s  peak {pyd_m / 2**20:7.0f} MB", flush=True)
-        cold_t, cold_m, code = timed(ours, tree)
+        cold_t, cold_m, code = timed(ours, tree, env)
         print(f"mlcheck-lint cold   {cold_t:8.1f} s  peak {cold_m / 2**20:7.0f} MB  exit {code}", flush=True)
-        warm_t, warm_m, code = timed(ours, tree)
+        warm_t, warm_m, code = timed(ours, tree, env)
         print(f"mlcheck-lint warm   {warm_t:8.1f} s  peak {warm_m / 2**20:7.0f} MB  exit {code}", flush=True)
         line = (f"ratios: cold/pydoclint = {cold_t / pyd_t:.2f} (bar <= 2), "
                 f"warm/pydoclint cold = {warm_t / pyd_t:.3f} (bar <= 0.2), "

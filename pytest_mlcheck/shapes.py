@@ -587,12 +587,19 @@ class _Inputs:
             if isinstance(tree, Mapping):
                 return {k: build(v, f"{path}[{k!r}]") for k, v in tree.items()}
             if isinstance(tree, (list, tuple)):
-                return type(tree)(build(v, f"{path}[{i}]") for i, v in enumerate(tree))
+                return _rebuild(tree, [build(v, f"{path}[{i}]") for i, v in enumerate(tree)])
             return tree
 
         args = [build(t, p) for p, t in zip(self.arg_paths, self.args)]
         kwargs = {k: build(t, k) for k, t in self.kwargs.items()}
         return args, kwargs, made
+
+
+def _rebuild(tree: Any, items: list) -> Any:
+    """Return a list, tuple or namedtuple like ``tree`` holding ``items``."""
+    if hasattr(tree, "_fields"):
+        return type(tree)(*items)
+    return type(tree)(items)
 
 
 def _random_values(spec: Spec, shape: tuple, rng: np.random.Generator) -> np.ndarray:
@@ -803,7 +810,8 @@ def _match_output(out: Any, spec: Any, path: str, bound: dict, origins: dict,
     if spec is None:
         return
     if isinstance(spec, (str, Spec)):
-        if not arrays.is_array(out):
+        # numpy reductions to a scalar return np.float32 etc.: 0-d arrays in all but name.
+        if not (arrays.is_array(out) or isinstance(out, np.generic)):
             shown = repr(out)
             shown = shown if len(shown) <= 80 else shown[:77] + "..."
             raise _StructureError(
@@ -1135,7 +1143,7 @@ class _Setup:
             if isinstance(tree, Mapping):
                 return {k: build(v, f"{path}[{k!r}]") for k, v in tree.items()}
             if isinstance(tree, (list, tuple)):
-                return type(tree)(build(v, f"{path}[{i}]") for i, v in enumerate(tree))
+                return _rebuild(tree, [build(v, f"{path}[{i}]") for i, v in enumerate(tree)])
             return tree
 
         args = [build(t, p) for p, t in zip(self.inputs.arg_paths, self.inputs.args)]

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+try:
+    # pytester's in-process runs remove modules first imported during the inner
+    # session, and torch cannot be imported twice in one process. Importing it here,
+    # once per (worker) process, keeps in-process sessions that use torch safe.
+    import torch  # noqa: F401
+    import torch._dynamo  # noqa: F401  (imported lazily by the first optimizer step)
+except ImportError:  # numpy-only environments (tox -numpy)
+    pass
+
 _BLOCK_TORCH = '''
 import sys
 # Make `import torch` fail as if torch were not installed.

@@ -353,10 +353,13 @@ def test_prune_lists_then_deletes_unused_entries_only_after_a_whole_suite_run(
     assert (base / "test_gone.toml").exists() and (base / npz[0]).exists()
     result = run(pytester, "--mlcheck-prune")
     result.assert_outcomes(passed=2, skipped=1)
-    result.stdout.fnmatch_lines(["pruned unused baselines (*):",
+    result.stdout.fnmatch_lines(["pruned unused baselines (6):",
+                                 "  mlcheck_baselines/test_gone.toml [[]test_x.default[]]",
+                                 "  mlcheck_baselines/test_gone.toml (file deleted)",
+                                 "  mlcheck_baselines/test_model.toml [[]test_groups.dropped[]]",
+                                 "  mlcheck_baselines/test_model.toml [[]test_renamed.default[]]",
                                  "  mlcheck_baselines/test_model.toml [[]test_renamed.p[]]",
-                                 f"  mlcheck_baselines/{npz[0]} (file deleted)",
-                                 "  mlcheck_baselines/test_gone.toml (file deleted)"])
+                                 f"  mlcheck_baselines/{npz[0]} (file deleted)"])
     assert sorted(p.name for p in base.iterdir()) == ["test_model.toml"]
     data = tomllib.loads((base / "test_model.toml").read_text())
     assert set(data) == {"test_kept", "test_skipped", "test_groups"}

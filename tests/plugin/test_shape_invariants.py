@@ -181,6 +181,47 @@ def test_dict_inputs_and_outputs_by_keyword():
         check_shapes(encode, specs, {"logits": "B T V"})
 
 
+def test_star_dims_catch_a_flattened_batch():
+    def scores(x):  # (*batch, C) -> (*batch,)
+        return x.sum(-1)
+
+    def flattens(x):  # loses the batch structure: (*batch, C) -> (prod(batch),)
+        return x.reshape(-1, x.shape[-1]).sum(-1)
+
+    check_shapes(scores, "*batch C", "*batch")
+    with pytest.raises(AssertionError) as info:
+        check_shapes(flattens, "*batch C", "*batch")
+    text = str(info.value)
+    assert "output: shape (1,) does not match '*batch': dims 0..0 are (1,) but *batch=()" in text
+    assert "at 6 of 9 size combinations" in text  # batch=() and batch=(2, 3) fail
+    check_shapes(flattens, "*batch C", "*batch", dims={"batch": (5,)})
+
+
+def test_namedtuple_and_wildcard_inputs():
+    import collections
+
+    Batch = collections.namedtuple("Batch", "x mask")
+
+    def masked(batch):
+        return batch.x * batch.mask[..., None]
+
+    check_shapes(masked, (Batch("B T _", Spec("B T", dtype="bool")),), "B T 3")
+    assert_batch_independent(masked, (Batch("B T C", Spec("B T", dtype="bool")),))
+
+
+def test_fn_raising_in_a_dependence_check_is_annotated(records):
+    def needs_width_8(x):
+        if x.shape[-1] != 8:
+            raise ValueError(f"expected width 8, got {x.shape[-1]}")
+        return x
+
+    with pytest.raises(ValueError) as info:
+        assert_batch_independent(needs_width_8, "B C")
+    assert "inputs: x: (4, 3) float32" in "\n".join(info.value.__notes__)
+    assert records[-1].verdict == "ERROR" and records[-1].name == "batch_independence"
+    assert_batch_independent(needs_width_8, "B C", dims={"C": 8})
+
+
 def test_the_smallest_failing_sizes_are_reported():
     def drops_last_row_of_big_batches(x):
         return x if x.shape[0] < 3 else x[:-1]

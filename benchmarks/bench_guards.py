@@ -1,0 +1,186 @@
+"""Overhead of the ``--mlcheck`` session guards on a realistic torch test suite.
+
+Question: how much slower does a suite of small torch tests get with ``--mlcheck``
+(per-test seeding and RNG restore, the non-finite module hooks, the warnings guard)?
+The peer is the same suite, same process setup, without ``--mlcheck``.
+
+Method:
+
+1. Generate a suite of ``--tests`` tests (default 240). Each builds a small MLP
+   (Linear/LayerNorm/GELU/Dropout blocks, 11 module calls per forward), runs three
+   training steps (forward, cross-entropy, backward, AdamW step) on a 32x64 batch, and
+   one eval forward; some tests are classes of a parametrized family, like a real suite.
+2. Run it ``--repeats`` times with and without ``--mlcheck``, alternating, each in a
+   fresh ``python -m pytest`` process. A tiny plugin records the time of pytest's test
+   loop (``pytest_runtestloop``), which excludes interpreter start-up and the torch
+   import; the process wall time is reported too. Ratios use the medians.
+3. Microbenchmark the non-finite hook: forwards of the same MLP (batch 32) with and
+   without :class:`pytest_mlcheck.guards.NonFiniteGuard` installed, with autograd on,
+   reported per forward and per module call.
+
+Run: ``.venv/bin/python benchmarks/bench_guards.py [--tests 240] [--repeats 3]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+SUITE = '''
+import pytest
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.fc = nn.Linear(width, width)
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, x):
+        return x + self.drop(F.gelu(self.fc(self.norm(x))))
+
+
+class MLP(nn.Module):
+    def __init__(self, width=64, classes=10):
+        super().__init__()
+        self.inp = nn.Linear(64, width)
+        self.blocks = nn.Sequential(Block(width), Block(width))
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x):
+        return self.head(self.blocks(self.inp(x)))
+
+
+def train_steps(model, steps=3):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x, y = torch.randn(32, 64), torch.randint(0, 10, (32,))
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+    return loss.item()
+
+
+@pytest.mark.parametrize("case", range({n}))
+def test_train_and_eval(case):
+    model = MLP()
+    loss = train_steps(model)
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.randn(16, 64))
+    assert logits.shape == (16, 10) and loss == loss
+'''
+
+TIMER = '''
+import json, os, time
+import pytest
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session):
+    start = time.perf_counter()
+    try:
+        return (yield)
+    finally:
+        with open(os.environ["BENCH_TIMER_OUT"], "w") as fh:
+            json.dump({"loop_s": time.perf_counter() - start}, fh)
+'''
+
+
+def run_suite(directory: str, mlcheck: bool) -> tuple[float, float]:
+    out = os.path.join(directory, "timer.json")
+    env = dict(os.environ, BENCH_TIMER_OUT=out, PYTHONPATH=directory)
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
+           "-p", "bench_timer", "-o", "addopts=", "test_suite.py"] + (["--mlcheck"] if mlcheck else [])
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=directory, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"suite failed ({'with' if mlcheck else 'without'} --mlcheck):\n"
+                         + proc.stdout[-3000:] + proc.stderr[-3000:])
+    with open(out) as fh:
+        return json.load(fh)["loop_s"], wall
+
+
+def hook_microbenchmark(forwards: int) -> dict[str, float]:
+    import torch
+
+    from pytest_mlcheck.guards import NonFiniteGuard
+
+    namespace: dict = {}
+    exec(SUITE.replace("{n}", "1"), namespace)
+    model = namespace["MLP"]()
+    x = torch.randn(32, 64)
+    calls = sum(1 for _ in model.modules())  # every module runs once per forward here
+
+    def timed() -> float:
+        for _ in range(50):
+            model(x)
+        start = time.perf_counter()
+        for _ in range(forwards):
+            model(x)
+        return (time.perf_counter() - start) / forwards
+
+    plain, guarded = [], []
+    for _ in range(5):
+        plain.append(timed())
+        guard = NonFiniteGuard(torch, seed=0)
+        try:
+            guarded.append(timed())
+        finally:
+            guard.remove()
+    p, g = statistics.median(plain), statistics.median(guarded)
+    return {"forward_plain_us": p * 1e6, "forward_guarded_us": g * 1e6,
+            "hook_cost_per_forward_us": (g - p) * 1e6, "module_calls_per_forward": calls,
+            "hook_cost_per_module_call_us": (g - p) * 1e6 / calls, "forward_ratio": g / p}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tests", type=int, default=240)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--forwards", type=int, default=300)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as directory:
+        with open(os.path.join(directory, "test_suite.py"), "w") as fh:
+            fh.write(textwrap.dedent(SUITE.replace("{n}", str(args.tests))))
+        with open(os.path.join(directory, "bench_timer.py"), "w") as fh:
+            fh.write(TIMER)
+        run_suite(directory, False)  # warm the file system cache and bytecode
+        loops = {False: [], True: []}
+        walls = {False: [], True: []}
+        for _ in range(args.repeats):
+            for flag in (False, True):
+                loop, wall = run_suite(directory, flag)
+                loops[flag].append(loop)
+                walls[flag].append(wall)
+    base_loop, ml_loop = statistics.median(loops[False]), statistics.median(loops[True])
+    base_wall, ml_wall = statistics.median(walls[False]), statistics.median(walls[True])
+    print(f"suite: {args.tests} tests, {args.repeats} runs each, medians")
+    print(f"  test loop   without {base_loop:.2f}s  with --mlcheck {ml_loop:.2f}s  "
+          f"ratio {ml_loop / base_loop:.3f}x")
+    print(f"  process     without {base_wall:.2f}s  with --mlcheck {ml_wall:.2f}s  "
+          f"ratio {ml_wall / base_wall:.3f}x")
+    print(f"  per test    {1e3 * (ml_loop - base_loop) / args.tests:+.2f} ms")
+    micro = hook_microbenchmark(args.forwards)
+    print(f"non-finite hook: forward {micro['forward_plain_us']:.0f} us -> "
+          f"{micro['forward_guarded_us']:.0f} us ({micro['forward_ratio']:.2f}x); "
+          f"+{micro['hook_cost_per_forward_us']:.0f} us per forward of "
+          f"{micro['module_calls_per_forward']} module calls = "
+          f"{micro['hook_cost_per_module_call_us']:.1f} us per module call")
+
+
+if __name__ == "__main__":
+    main()
