@@ -16,7 +16,11 @@ For each tree, in the same run and on the same cores (``--jobs``, default 2):
   cache, nothing changed);
 * TorchFix (``-j JOBS``; also libcst-based), cold;
 * the peak resident memory of each command's whole process tree (the main process plus
-  pool workers, sampled every 20 ms from ``/proc``).
+  pool workers, sampled every 20 ms from ``/proc``);
+* the CPU time of each command and its workers (``wait4``). On a shared machine the
+  wall ratio swings with other people's load, which hurts a 2-process run more than a
+  1-process one; ``cpu/JOBS`` (our CPU seconds over the cores, against pydoclint's) is
+  what the wall ratio would be on an idle machine.
 
 Ratios printed: mlcheck cold / pydoclint (bar <= 2), TorchFix / mlcheck cold (bar >= 10),
 mlcheck warm / pydoclint cold (bar <= 0.2), and mlcheck's peak memory (bar < 1 GB).
@@ -84,8 +88,8 @@ def snapshot() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(frozen)}
 
 
-def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, int, int]:
-    """Run a command; return its wall time, peak tree memory and exit code.
+def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, int, int, float]:
+    """Run a command; return its wall time, peak tree memory, exit code and CPU time.
 
     Args:
         cmd: The command line.
@@ -93,7 +97,7 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple
         env: The environment (default: this process's).
 
     Returns:
-        ``(seconds, peak bytes, exit code)``.
+        ``(seconds, peak bytes, exit code, CPU seconds of the process and its workers)``.
     """
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -106,10 +110,12 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    code = proc.wait()
+    # wait4 reports the CPU time of the process and of the workers it waited for.
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - start
     sampler.join()
-    return elapsed, peak[0], code
+    return elapsed, peak[0], proc.returncode, usage.ru_utime + usage.ru_stime
 
 
 def count_lines(root: Path) -> tuple[int, int]:
@@ -149,19 +155,21 @@ def main() -> int:
         cache = Path(tempfile.mkdtemp(prefix="mlcheck-bench-cache-"))
         ours = MLCHECK + ["--jobs", str(args.jobs), "--cache-dir", str(cache), "--exit-zero",
                           "--format", "json", "."]
-        pyd_t, pyd_m, _ = timed([args.pydoclint, "--style=google", "--quiet", "."], tree)
-        print(f"pydoclint cold      {pyd_t:8.1f} s  peak {pyd_m / 2**20:7.0f} MB", flush=True)
-        cold_t, cold_m, code = timed(ours, tree, env)
-        print(f"mlcheck-lint cold   {cold_t:8.1f} s  peak {cold_m / 2**20:7.0f} MB  exit {code}", flush=True)
-        warm_t, warm_m, code = timed(ours, tree, env)
-        print(f"mlcheck-lint warm   {warm_t:8.1f} s  peak {warm_m / 2**20:7.0f} MB  exit {code}", flush=True)
-        line = (f"ratios: cold/pydoclint = {cold_t / pyd_t:.2f} (bar <= 2), "
-                f"warm/pydoclint cold = {warm_t / pyd_t:.3f} (bar <= 0.2), "
+        pyd_t, pyd_m, _, pyd_c = timed([args.pydoclint, "--style=google", "--quiet", "."], tree)
+        print(f"pydoclint cold      {pyd_t:8.1f} s  cpu {pyd_c:7.1f} s  peak {pyd_m / 2**20:5.0f} MB", flush=True)
+        cold_t, cold_m, code, cold_c = timed(ours, tree, env)
+        print(f"mlcheck-lint cold   {cold_t:8.1f} s  cpu {cold_c:7.1f} s  peak {cold_m / 2**20:5.0f} MB  exit {code}",
+              flush=True)
+        warm_t, warm_m, code, warm_c = timed(ours, tree, env)
+        print(f"mlcheck-lint warm   {warm_t:8.1f} s  cpu {warm_c:7.1f} s  peak {warm_m / 2**20:5.0f} MB  exit {code}",
+              flush=True)
+        line = (f"ratios: cold/pydoclint = {cold_t / pyd_t:.2f} wall, {cold_c / args.jobs / pyd_c:.2f} "
+                f"cpu/{args.jobs} (bar <= 2); warm/pydoclint cold = {warm_t / pyd_t:.3f} (bar <= 0.2); "
                 f"peak = {max(cold_m, warm_m) / 2**20:.0f} MB (bar < 1024)")
         if args.torchfix:
-            tf_t, tf_m, _ = timed([args.torchfix, "-j", str(args.jobs), "."], tree)
-            print(f"torchfix cold       {tf_t:8.1f} s  peak {tf_m / 2**20:7.0f} MB", flush=True)
-            line += f", torchfix/cold = {tf_t / cold_t:.1f} (bar >= 10)"
+            tf_t, tf_m, _, tf_c = timed([args.torchfix, "-j", str(args.jobs), "."], tree)
+            print(f"torchfix cold       {tf_t:8.1f} s  cpu {tf_c:7.1f} s  peak {tf_m / 2**20:5.0f} MB", flush=True)
+            line += f"; torchfix/cold = {tf_t / cold_t:.1f} wall, {tf_c / cold_c:.1f} cpu (bar >= 10)"
         print(line, flush=True)
     return 0
 

@@ -634,9 +634,202 @@ def _merge_table(target: Any, values: dict[str, Any], parsed: Any) -> None:
         else:
             target[name] = parsed[name]
 
+_KV_LINE = re.compile(r"""\s*([A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')\s*=\s*(.*)$""")
+_MULTILINE_STARTS = ("'" * 3, '"' * 3)
+
+
+def _decode_key(raw: str) -> str:
+    if raw.startswith('"'):
+        return json.loads(raw)
+    if raw.startswith("'"):
+        return raw[1:-1]
+    return raw
+
+
+def _header_path(line: str) -> tuple[str, ...] | None:
+    try:
+        data: Any = _toml_reader.loads(line)
+    except Exception:
+        return None
+    path: list[str] = []
+    while isinstance(data, dict) and len(data) == 1:
+        ((key, data),) = data.items()
+        path.append(key)
+    return tuple(path) if data == {} else None
+
+
+def _value_and_comment(rest: str) -> tuple[str, str] | None:
+    """Split a one-line value from its trailing comment, or ``None`` when unsure."""
+    if "#" not in rest:
+        return rest.rstrip(), ""
+    if '"' in rest or "'" in rest:
+        return None
+    value = rest[:rest.index("#")].rstrip()
+    return value, rest[len(value):]
+
+
+def _entry_path(key: tuple[str, str, str]) -> tuple[str, ...]:
+    test, group, variant = key
+    return (test, group, "variants", variant) if variant else (test, group)
+
+
+def _fast_merge(text: str, staged: dict[tuple[str, str, str], Staged],
+                old: dict[str, Any] | None = None,
+                parsed_out: dict[str, Any] | None = None) -> str | None:
+    """Merge staged entries by editing lines in place; ``None`` when tomlkit must do it.
+
+    Parsing a large file with tomlkit costs seconds; the files we write have one
+    simple line per value, so updating values and adding tests is a matter of lines.
+    The result is verified: parsed again, it must equal the old content with the
+    staged entries applied, else the caller falls back to tomlkit.
+    """
+    if _toml_reader is None:
+        return None
+    old = _toml_reader.loads(text) if old is None else old
+    lines = text.split("\n")
+    headers: dict[tuple[str, ...], int] = {}
+    keys: dict[tuple[str, ...], dict[str, int]] = {}
+    order: list[tuple[tuple[str, ...], int]] = []
+    current: tuple[str, ...] = ()
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("[["):
+            return None
+        if stripped.startswith("["):
+            path = _header_path(stripped)
+            if path is None or path in headers:
+                return None
+            headers[path] = index
+            order.append((path, index))
+            current = path
+            continue
+        match = _KV_LINE.match(line)
+        if match is None or not current:
+            return None
+        raw_key, rest = match.groups()
+        if rest.startswith(_MULTILINE_STARTS) or (
+                rest.startswith("[") and "]" not in rest) or (
+                rest.startswith("{") and "}" not in rest):
+            return None
+        keys.setdefault(current, {})[_decode_key(raw_key)] = index
+
+    replace: dict[int, str] = {}
+    delete: set[int] = set()
+    insert_after: dict[int, list[str]] = {}
+    new_tests: list[tuple[str, str]] = []
+    for key in sorted(staged):
+        entry = staged[key].entry
+        path = _entry_path(key)
+        if path not in headers:
+            if any(p[0] == key[0] for p in headers):
+                return None  # a new group or variant of an existing test: rare, tomlkit
+            new_tests.append((key[0], render_entry(key, entry)))
+            continue
+        for sub in ("metrics", "array"):
+            if (sub in entry) != (path + (sub,) in headers):
+                return None
+        if "recorded_in" in entry:
+            index = keys.get(path, {}).get("recorded_in")
+            if index is None:
+                return None
+            rest = _KV_LINE.match(lines[index]).group(2)
+            replace[index] = lines[index][:len(lines[index]) - len(rest)] + toml_value(
+                entry["recorded_in"])
+        for sub in ("metrics", "array"):
+            if sub not in entry:
+                continue
+            sub_path = path + (sub,)
+            present = keys.get(sub_path, {})
+            for name, index in present.items():
+                if name not in entry[sub]:
+                    delete.add(index)
+            last = max(present.values(), default=headers[sub_path])
+            for name, value in entry[sub].items():
+                if name not in present:
+                    insert_after.setdefault(last, []).append(
+                        f"{toml_key(name)} = {toml_value(value)}")
+                    continue
+                index = present[name]
+                if _lookup(old, sub_path, name) == value:
+                    continue
+                rest = _KV_LINE.match(lines[index]).group(2)
+                split = _value_and_comment(rest)
+                if split is None:
+                    return None
+                replace[index] = (lines[index][:len(lines[index]) - len(rest)]
+                                  + toml_value(value) + split[1])
+
+    # A new test goes before the first test that sorts after it, above that test's comments.
+    firsts: dict[str, int] = {}
+    for path, index in order:
+        firsts.setdefault(path[0], index)
+    top = 0
+    while top < len(lines) and lines[top].startswith("#"):
+        top += 1
+    insert_before: dict[int, list[str]] = {}
+    tail: list[str] = []
+    for test, rendered in new_tests:
+        following = [i for t, i in firsts.items() if t > test]
+        if not following:
+            tail.append(rendered)
+            continue
+        index = min(following)
+        while index - 1 > top and lines[index - 1].strip().startswith("#"):
+            index -= 1
+        insert_before.setdefault(index, []).append(rendered)
+
+    out: list[str] = []
+    for index, line in enumerate(lines):
+        if index in insert_before:
+            out += "".join(insert_before[index]).rstrip("\n").split("\n") + [""]
+        if index not in delete:
+            out.append(replace.get(index, line))
+        out += insert_after.get(index, [])
+    new_text = "\n".join(out)
+    if tail:
+        new_text = new_text.rstrip("\n") + "\n\n" + "".join(tail).rstrip("\n") + "\n"
+    try:
+        new_data = _toml_reader.loads(new_text)
+    except Exception:
+        return None
+    if new_data != _apply(old, staged):
+        return None
+    if parsed_out is not None:
+        parsed_out.update(new_data)
+    return new_text
+
+
+def _lookup(data: Any, path: tuple[str, ...], name: str) -> Any:
+    for part in path:
+        data = data.get(part) if isinstance(data, dict) else None
+    return data.get(name) if isinstance(data, dict) else None
+
+
+def _apply(old: dict[str, Any], staged: dict[tuple[str, str, str], Staged]) -> dict[str, Any]:
+    import copy
+
+    data = copy.deepcopy(old)
+    for key, item in staged.items():
+        table = data
+        for part in _entry_path(key):
+            table = table.setdefault(part, {})
+        for sub in ("recorded_in", "metrics", "array"):
+            if sub in item.entry:
+                table[sub] = copy.deepcopy(item.entry[sub])
+        if "metrics" in item.entry:
+            table.pop("array", None)
+        if "array" in item.entry:
+            table.pop("metrics", None)
+    return data
+
+
 
 def merge_into_text(text: str, staged: dict[tuple[str, str, str], Staged],
-                    deletions: set[tuple[str, str, str]], module: str) -> str:
+                    deletions: set[tuple[str, str, str]], module: str,
+                    old: dict[str, Any] | None = None,
+                    parsed_out: dict[str, Any] | None = None) -> str:
     """Return ``text`` with staged entries written and ``deletions`` removed.
 
     Comments and formatting of everything untouched are kept (``tomlkit``). A new
@@ -647,6 +840,8 @@ def merge_into_text(text: str, staged: dict[tuple[str, str, str], Staged],
         staged: Entries to write.
         deletions: Entries to delete.
         module: The module name for the header of a new file.
+        old: ``text`` already parsed, if the caller has it.
+        parsed_out: Filled with the parsed new content when that comes for free.
 
     Returns:
         The new content ("" when no entry is left).
@@ -661,6 +856,10 @@ def merge_into_text(text: str, staged: dict[tuple[str, str, str], Staged],
             parts.append(render_entry(key, staged[key].entry))
         return "".join(parts).rstrip("\n") + "\n"
 
+    if not deletions:
+        merged = _fast_merge(text, staged, old, parsed_out)
+        if merged is not None:
+            return merged
     doc = tomlkit.parse(text)
     for key in sorted(staged):
         test, group, variant = key
@@ -738,6 +937,8 @@ class WriteOutcome:
         self.deleted: list[str] = []
         self.removed_files: list[str] = []
         self.error: str = ""
+        #: The file's new content, parsed, when the merge produced it anyway.
+        self.parsed: dict[str, Any] | None = None
 
 
 def write_file(bfile: BaselineFile, deletions: set[tuple[str, str, str]] = frozenset(),
@@ -763,20 +964,22 @@ def write_file(bfile: BaselineFile, deletions: set[tuple[str, str, str]] = froze
         except FileNotFoundError:
             text = ""
         try:
-            parse_toml(text, bfile.rel)
+            old = parse_toml(text, bfile.rel)
         except BaselineFileError as exc:
             outcome.error = str(exc).splitlines()[0] + " (left untouched)"
             return outcome
         for key, staged in bfile.staged.items():
             for name, array in staged.arrays.items():
                 _save_npz(bfile.array_path(name), array)
-        new_text = merge_into_text(text, bfile.staged, deletions, bfile.module)
+        parsed: dict[str, Any] = {}
+        new_text = merge_into_text(text, bfile.staged, deletions, bfile.module, old, parsed)
         if new_text:
             if new_text != text:
                 atomic_write_bytes(bfile.path, new_text.encode("utf-8"))
         elif bfile.path.exists():
             bfile.path.unlink()
             outcome.removed_files.append(bfile.rel)
+        outcome.parsed = parsed or None
         outcome.written = [entry_label(k) for k in sorted(bfile.staged)]
         outcome.deleted = [entry_label(k) for k in sorted(deletions)]
         if delete_orphan_arrays:
@@ -819,6 +1022,7 @@ class BaselineStore:
         self.rootdir = rootdir
         self.baseline_dir = baseline_dir
         self.files: dict[Path, BaselineFile] = {}
+        self._by_module: dict[str, BaselineFile] = {}
 
     def rel(self, path: Path) -> str:
         """Return ``path`` relative to the rootdir when it is inside it.
@@ -844,11 +1048,15 @@ class BaselineStore:
         Returns:
             Its :class:`BaselineFile`.
         """
+        cached = self._by_module.get(str(module))
+        if cached is not None:
+            return cached
         path = baseline_path(module, self.rootdir, self.baseline_dir)
         bfile = self.files.get(path)
         if bfile is None:
             bfile = BaselineFile(path, self.rel(path), self.rel(module))
             self.files[path] = bfile
+        self._by_module[str(module)] = bfile
         return bfile
 
     def flush(self) -> tuple[list[str], list[str]]:
@@ -872,7 +1080,8 @@ class BaselineStore:
                 errors.append(outcome.error)
             written += [f"{bfile.rel} {label}" for label in outcome.written]
             bfile.staged.clear()
-            bfile._data = None  # re-read if asked again: other processes may have merged
+            # What other processes merged in is part of the new content.
+            bfile._data = outcome.parsed
         return written, errors
 
 

@@ -384,8 +384,8 @@ def _parse_google(lines: list[str]) -> Docstring:
                     break
                 slip = _GOOGLE_HEADER_RE.match(lines[j].strip())
                 if body and slip and not slip.group(2) and slip.group(1).strip().lower() in _GOOGLE_KNOWN \
-                        and _indent(lines[j]) < _indent(lines[body[0]]):
-                    break  # "     Attributes:" one column off: a new section, not an entry
+                        and slip.group(1)[0].isupper() and _indent(lines[j]) <= _indent(lines[body[0]]):
+                    break  # "     Attributes:" or "Returns:" indented like an entry: a new section
                 if header_indent < 0 and _GOOGLE_HEADER_RE.match(lines[j].strip()) and \
                         _GOOGLE_HEADER_RE.match(lines[j].strip()).group(1).strip().lower() in _GOOGLE_KNOWN:
                     break

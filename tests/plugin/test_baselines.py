@@ -276,7 +276,7 @@ atomic_write_bytes(Path({str(target)!r}), b"new = 2\\n")
     assert target.read_text() == "new = 2\n"
 
 
-def test_two_pytest_processes_updating_one_file_lose_nothing(pytester):
+def test_two_pytest_processes_updating_one_file_lose_nothing(pytester, numpy_only):
     pytester.makepyfile(test_model="""
         import pytest
         @pytest.mark.parametrize("i", range(40))
@@ -286,7 +286,9 @@ def test_two_pytest_processes_updating_one_file_lose_nothing(pytester):
         def test_odd(metric_regression, i):
             metric_regression.check({"v": float(2 * i + 1)})
     """)
-    base = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--mlcheck-update"]
+    # numpy-only (the numpy_only fixture's blocker plugin) to spare each process torch's import
+    base = [sys.executable, "-m", "pytest", "-p", "mlcheck_block_torch", "-p", "no:cacheprovider",
+            "-q", "--mlcheck-update"]
     procs = [subprocess.Popen(base + ["-k", k], cwd=pytester.path, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT) for k in ("test_even", "test_odd")]
     outputs = [p.communicate(timeout=240)[0].decode() for p in procs]
@@ -381,3 +383,36 @@ def test_failed_tests_keep_their_entries(pytester, monkeypatch):
     result.assert_outcomes(failed=1)
     assert "unused" not in result.stdout.str() and "pruned" not in result.stdout.str()
     assert "test_a" in toml_file(pytester).read_text()
+
+
+def test_merge_puts_a_new_test_in_sorted_place_and_keeps_comments():
+    from pytest_mlcheck.baselines import Staged, merge_into_text
+
+    text = (
+        "# header\n\n"
+        "[test_a.default]\nrecorded_in = {python = \"3.11\"}\n\n"
+        "[test_a.default.metrics]\nloss = 0.5  # after the fix\nacc = 0.9\n\n"
+        "# c is flaky, see #12\n"
+        "[test_c.default]\nrecorded_in = {python = \"3.11\"}\n\n"
+        "[test_c.default.metrics]\nloss = 0.1\n"
+    )
+    env = {"python": "3.12"}
+    staged = {
+        ("test_a", "default", ""): Staged({"recorded_in": env,
+                                           "metrics": {"loss": 0.25, "f1": 0.5}}, {}),
+        ("test_b", "default", ""): Staged({"recorded_in": env, "metrics": {"loss": 0.3}}, {}),
+    }
+    new = merge_into_text(text, staged, set(), "m.py")
+    assert "loss = 0.25  # after the fix" in new and "acc = 0.9" not in new
+    assert new.index("[test_a.default]") < new.index("[test_b.default]") \
+        < new.index("# c is flaky, see #12") < new.index("[test_c.default]")
+    data = tomllib.loads(new)
+    assert data["test_a"]["default"] == {"recorded_in": env, "metrics": {"loss": 0.25, "f1": 0.5}}
+    assert data["test_b"]["default"]["metrics"] == {"loss": 0.3}
+    assert data["test_c"]["default"]["metrics"] == {"loss": 0.1}
+    # a new group of an existing test and a multi-line array take the tomlkit path
+    staged = {("test_c", "val", ""): Staged({"recorded_in": env, "metrics": {"x": 1.0}}, {})}
+    odd = text + "\n[zz_notes]\nitems = [\n  1,\n]\n"
+    data = tomllib.loads(merge_into_text(odd, staged, set(), "m.py"))
+    assert data["test_c"]["val"]["metrics"] == {"x": 1.0} and data["zz_notes"]["items"] == [1]
+    assert data["test_a"]["default"]["metrics"] == {"loss": 0.5, "acc": 0.9}

@@ -141,15 +141,16 @@ def test_json_report_schema(pytester):
     assert values["entry_key"] == ["test_param[2]", "default", ""]
 
 
-def test_records_and_summary_are_merged_under_xdist(pytester):
+def test_records_and_summary_are_merged_under_xdist(pytester, numpy_only):
     pytest.importorskip("xdist")
     pytester.makepyfile(test_model=METRIC_TESTS)
     report = pytester.path / "report.json"
     single = pytester.path / "single.json"
     run(pytester, "--mlcheck", "--mlcheck-update").assert_outcomes(passed=7)
     run(pytester, "--mlcheck", f"--mlcheck-report={single}").assert_outcomes(passed=7)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--mlcheck",
-                                           f"--mlcheck-report={report}")
+    # numpy-only: spares the controller the seconds of importing torch for the header
+    result = numpy_only("-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-n", "2",
+                        "--mlcheck", f"--mlcheck-report={report}")
     result.assert_outcomes(passed=7)
     result.stdout.fnmatch_lines(["13 metrics: 13 ok"])
     data = json.loads(report.read_text())
