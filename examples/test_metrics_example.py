@@ -65,7 +65,8 @@ def test_torch_mlp(metric_regression):
         logits = model(torch.as_tensor(X_test, dtype=torch.float32))
     loss = torch.nn.functional.cross_entropy(logits, torch.as_tensor(y_test))
     accuracy = (logits.argmax(dim=1) == torch.as_tensor(y_test)).float().mean()
-    # 0-d tensors are accepted as metric values; float32 training noise gets a wider band.
+    # 0-d tensors are accepted as metric values. float32 training on another CPU may
+    # differ in the last bits, which can flip one of 150 predictions: per-metric bands.
     metric_regression.check({"accuracy": accuracy, "cross_entropy": loss}, name="torch",
                             higher_is_better=["accuracy"], lower_is_better=["cross_entropy"],
-                            atol=1e-4)
+                            atol={"accuracy": 0.01, "cross_entropy": 1e-4})

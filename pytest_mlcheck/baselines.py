@@ -314,6 +314,51 @@ def parse_toml(text: str, rel: str) -> dict[str, Any]:
         ) from None
 
 
+def _cache_path(path: Path) -> str:
+    digest = hashlib.sha256(os.path.realpath(str(path)).encode("utf-8")).hexdigest()[:24]
+    return os.path.join(tempfile.gettempdir(), "pytest-mlcheck-cache", digest + ".json")
+
+
+def parse_cached(path: Path, text: str, rel: str) -> dict[str, Any]:
+    """Parse a baseline file, reusing a JSON copy of the last parse of the same content.
+
+    A large file (1,000 tests x 10 metrics is ~360 KiB) takes ``tomllib`` a few tenths of
+    a second on every run; loading the same data as JSON takes a tenth of that. The copy
+    lives in the temp directory, one per baseline file, keyed by a hash of the exact
+    text, so an edited file is always parsed again. JSON, never pickle.
+
+    Args:
+        path: The baseline file.
+        text: Its content.
+        rel: Its path as shown to people.
+
+    Returns:
+        The parsed document.
+
+    Raises:
+        BaselineFileError: The text is not valid TOML.
+    """
+    if len(text) < 20_000:
+        return parse_toml(text, rel)
+    content = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    cache = _cache_path(path)
+    try:
+        with open(cache, encoding="utf-8") as fh:
+            cached = json.load(fh)
+        if isinstance(cached, dict) and cached.get("sha256") == content \
+                and isinstance(cached.get("data"), dict):
+            return cached["data"]
+    except (OSError, ValueError):
+        pass
+    data = parse_toml(text, rel)
+    try:
+        payload = json.dumps({"sha256": content, "data": data}).encode("utf-8")
+        atomic_write_bytes(Path(cache), payload)
+    except (TypeError, ValueError, OSError):  # dates a person added, a read-only temp dir
+        pass
+    return data
+
+
 # ---- entries -------------------------------------------------------------------------
 
 
@@ -438,7 +483,7 @@ class BaselineFile:
                 self._data = {}
             else:
                 try:
-                    self._data = parse_toml(text, self.rel)
+                    self._data = parse_cached(self.path, text, self.rel)
                 except BaselineFileError as exc:
                     self._error = exc
                     raise
@@ -735,8 +780,11 @@ def _fast_merge(text: str, staged: dict[tuple[str, str, str], Staged],
             if index is None:
                 return None
             rest = _KV_LINE.match(lines[index]).group(2)
-            replace[index] = lines[index][:len(lines[index]) - len(rest)] + toml_value(
-                entry["recorded_in"])
+            split = _value_and_comment(rest)
+            if split is None:
+                return None
+            replace[index] = (lines[index][:len(lines[index]) - len(rest)]
+                              + toml_value(entry["recorded_in"]) + split[1])
         for sub in ("metrics", "array"):
             if sub not in entry:
                 continue

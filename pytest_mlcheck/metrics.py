@@ -111,6 +111,51 @@ def verdict(current: float, baseline: float, band: float, direction: str) -> str
     return REGRESSED
 
 
+def recording_environment() -> dict[str, str]:
+    """Return the environment a baseline entry records, without importing torch for it.
+
+    When the test process has imported torch (or torch is not installed) this is the
+    full fingerprint. When torch is installed but nothing imported it, the values came
+    from numpy on the CPU: torch's version and CUDA build are read from its package
+    files, the device is ``cpu``, and the seconds of ``import torch`` are saved.
+
+    Returns:
+        The facets ``python, numpy, torch, cuda, device, platform``.
+    """
+    import sys
+
+    from .environment import fingerprint, torch_installed
+
+    if sys.modules.get("torch") is not None or not torch_installed():
+        return dict(fingerprint())
+    if _PACKAGE_ENV:
+        return dict(_PACKAGE_ENV[0])
+    import importlib.metadata
+    import importlib.util
+    import platform
+    import re
+
+    info = {"python": platform.python_version(), "numpy": np.__version__, "torch": "none",
+            "cuda": "none", "device": "cpu", "platform": f"{sys.platform}-{platform.machine()}"}
+    try:
+        info["torch"] = importlib.metadata.version("torch").split("+")[0]
+        spec = importlib.util.find_spec("torch")
+        folder = (spec.submodule_search_locations or [None])[0] if spec else None
+        if folder:
+            with open(f"{folder}/version.py", encoding="utf-8") as fh:
+                match = re.search(r"^cuda(?:: [^=]+)? = '([^']+)'", fh.read(), re.M)
+            if match:
+                info["cuda"] = match.group(1)
+    except Exception:  # an odd install: the full fingerprint is always right
+        return dict(fingerprint())
+    _PACKAGE_ENV.append(info)
+    return dict(info)
+
+
+#: recording_environment's reading of torch's package files (it does not change).
+_PACKAGE_ENV: list[dict[str, str]] = []
+
+
 def _patterns(value: Any, argname: str) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -149,6 +194,19 @@ class MetricRegression:
 
     # ---- options ---------------------------------------------------------------------
 
+    def _defaults(self) -> dict[str, Any]:
+        defaults = self.state.metric_defaults
+        if defaults is None:
+            defaults = {
+                "atol": self._ini_float("mlcheck_atol"),
+                "rtol": self._ini_float("mlcheck_rtol"),
+                "higher": tuple(self.state.ini("mlcheck_higher_is_better") or ()),
+                "lower": tuple(self.state.ini("mlcheck_lower_is_better") or ()),
+                "env": tuple(self.state.ini("mlcheck_baseline_env") or ()),
+            }
+            self.state.metric_defaults = defaults
+        return defaults
+
     def _ini_float(self, key: str) -> float:
         raw = self.state.ini(key)
         try:
@@ -160,7 +218,7 @@ class MetricRegression:
         return value
 
     def _tolerances(self, value: Any, argname: str, names: Iterable[str]) -> dict[str, float]:
-        default = self._ini_float(f"mlcheck_{argname}")
+        default = self._defaults()[argname]
         names = list(names)
         if value is None:
             return {n: default for n in names}
@@ -193,8 +251,7 @@ class MetricRegression:
     def _directions(self, names: Iterable[str], higher: Any, lower: Any) -> dict[str, str]:
         higher = _patterns(higher, "higher_is_better")
         lower = _patterns(lower, "lower_is_better")
-        ini_h = tuple(self.state.ini("mlcheck_higher_is_better") or ())
-        ini_l = tuple(self.state.ini("mlcheck_lower_is_better") or ())
+        ini_h, ini_l = self._defaults()["higher"], self._defaults()["lower"]
         out = {}
         for n in names:
             h, lo = glob_match(n, higher), glob_match(n, lower)
@@ -211,7 +268,7 @@ class MetricRegression:
         from .environment import select
 
         if env is None:
-            facets = tuple(self.state.ini("mlcheck_baseline_env") or ())
+            facets = self._defaults()["env"]
         elif isinstance(env, str):
             facets = (env,)
         else:
@@ -259,9 +316,7 @@ class MetricRegression:
     def _env_note(self, entry: dict[str, Any] | None) -> list[str]:
         if not entry or not entry.get("recorded_in"):
             return []
-        from .environment import fingerprint
-
-        now = fingerprint()
+        now = recording_environment()
         recorded = entry["recorded_in"]
         diffs = [f"{k} {recorded[k]} (now {now.get(k, 'none')})"
                  for k in recorded if str(recorded[k]) != now.get(k, "none")]
@@ -465,13 +520,11 @@ class MetricRegression:
         non_finite = any(r["verdict"] == NON_FINITE for r in rows)
         will_write = self.state.update and changed and not non_finite
         if will_write:
-            from .environment import fingerprint
-
             if repeated:
                 stored = {r["metric"]: r["stats"] for r in rows if "stats" in r}
             else:
                 stored = {r["metric"]: r["current"] for r in rows if "current" in r}
-            self.file.stage(key, {"recorded_in": dict(fingerprint()), "metrics": stored})
+            self.file.stage(key, {"recorded_in": recording_environment(), "metrics": stored})
 
         common = self._values(key)
         for r in rows:
@@ -630,8 +683,6 @@ class MetricRegression:
                 result = REGRESSED
         will_write = self.state.update and result != OK
         if will_write:
-            from .environment import fingerprint
-
             file_name = array_file_name(self.file.stem, key)
             info = {"file": file_name, "shape": list(arr.shape), "dtype": str(arr.dtype)}
             finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
@@ -639,7 +690,7 @@ class MetricRegression:
                 f64 = finite.astype(np.float64)
                 info.update(mean=float(f64.mean()), std=float(f64.std()),
                             min=float(f64.min()), max=float(f64.max()))
-            self.file.stage(key, {"recorded_in": dict(fingerprint()), "array": info},
+            self.file.stage(key, {"recorded_in": recording_environment(), "array": info},
                             {file_name: arr})
             values["previous_verdict"] = result
         message = ""

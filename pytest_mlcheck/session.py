@@ -46,6 +46,8 @@ class MLCheckSession:
         #: Baseline files that could not be written (this process and its workers).
         self.write_errors: list[str] = []
         self._baselines: Any = None
+        #: metric_regression's ini defaults, read once per session.
+        self.metric_defaults: dict[str, Any] | None = None
 
     def baseline_store(self) -> Any:
         """Return this process's :class:`~pytest_mlcheck.baselines.BaselineStore`."""

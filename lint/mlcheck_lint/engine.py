@@ -436,12 +436,17 @@ _WORKER_RULES: dict[str, tuple[list[Rule], Settings, frozenset[str]]] = {}
 def _spec_rules(spec: dict[str, Any]) -> tuple[list[Rule], Settings, frozenset[str]]:
     key = json.dumps(spec, sort_keys=True)
     if key not in _WORKER_RULES:
+        import importlib
+
         classes = {r.code: r for r in load_rules()}
-        for module in spec.get("modules", ()):
-            # Rules defined outside the families (plugins, tests) under a spawn start.
-            if module not in sys.modules:
-                __import__(module)
-        classes.update({c: api.REGISTRY[c] for c in spec["codes"] if c in api.REGISTRY})
+        for code, (module, qualname) in spec.get("classes", {}).items():
+            if code not in classes:
+                # A rule defined outside the families (a plugin, a test) in a worker that
+                # was spawned rather than forked: import it by where it lives.
+                obj: Any = importlib.import_module(module)
+                for part in qualname.split("."):
+                    obj = getattr(obj, part)
+                classes[code] = obj
         enabled = frozenset(spec["codes"])
         rules = [classes[c]() for c in sorted(enabled) if c in classes]
         settings = Settings(**{k: tuple(v) if isinstance(v, list) else v
@@ -492,8 +497,8 @@ def _chunks(tasks: list[FileTask], sizes: dict[str, int], jobs: int) -> list[lis
 
 
 def _spec(rules: list[type[Rule]], enabled: frozenset[str], settings: Settings) -> dict[str, Any]:
-    modules = sorted({r.__module__ for r in rules if r.code in enabled})
-    return {"codes": sorted(enabled), "settings": dataclasses.asdict(settings), "modules": modules}
+    classes = {r.code: [r.__module__, r.__qualname__] for r in rules if r.code in enabled}
+    return {"codes": sorted(enabled), "settings": dataclasses.asdict(settings), "classes": classes}
 
 
 def lint_tasks(tasks: list[FileTask], spec: dict[str, Any], jobs: int,

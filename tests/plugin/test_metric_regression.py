@@ -556,3 +556,19 @@ def test_works_with_numpy_only(pytester, numpy_only):
     data = json.loads(report.read_text())
     assert data["environment"]["torch"] == "none"
     assert sorted(r["verdict"] for r in data["records"]) == ["ok", "ok", "ok"]
+
+
+def test_recording_does_not_import_torch_for_a_numpy_test(pytester):
+    torch = pytest.importorskip("torch")
+    pytester.makepyfile(test_model="""
+        import sys
+        def test_eval(metric_regression):
+            metric_regression.check({"accuracy": 0.9})
+            assert "torch" not in sys.modules, "recording the environment imported torch"
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--mlcheck-update")
+    result.assert_outcomes(passed=1)
+    env = baseline(pytester)["test_eval"]["default"]["recorded_in"]
+    assert env["torch"] == torch.__version__.split("+")[0]
+    assert env["device"] == "cpu" and set(env) == {"python", "numpy", "torch", "cuda", "device",
+                                                   "platform"}
