@@ -14,9 +14,9 @@ Method:
    fresh ``python -m pytest`` process. A tiny plugin records the time of pytest's test
    loop (``pytest_runtestloop``), which excludes interpreter start-up and the torch
    import; the process wall time is reported too. Ratios use the medians.
-3. Microbenchmark the non-finite hook: forwards of the same MLP (batch 32) with and
-   without :class:`pytest_mlcheck.guards.NonFiniteGuard` installed, with autograd on,
-   reported per forward and per module call.
+3. Microbenchmark the non-finite hook: forwards of the same MLP (batch 32, one torch
+   thread) with and without :class:`pytest_mlcheck.guards.NonFiniteGuard` installed,
+   with autograd on, reported per forward and per module call.
 
 Run: ``.venv/bin/python benchmarks/bench_guards.py [--tests 240] [--repeats 3]``.
 """
@@ -100,6 +100,15 @@ def pytest_runtestloop(session):
 
 
 def run_suite(directory: str, mlcheck: bool) -> tuple[float, float]:
+    """Run the generated suite once in a fresh pytest process.
+
+    Args:
+        directory: Where the suite and the timer plugin were written.
+        mlcheck: Whether to pass ``--mlcheck``.
+
+    Returns:
+        ``(test loop seconds, process wall seconds)``.
+    """
     out = os.path.join(directory, "timer.json")
     env = dict(os.environ, BENCH_TIMER_OUT=out, PYTHONPATH=directory)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
@@ -115,10 +124,21 @@ def run_suite(directory: str, mlcheck: bool) -> tuple[float, float]:
 
 
 def hook_microbenchmark(forwards: int) -> dict[str, float]:
+    """Time forwards of the suite's MLP with and without the non-finite guard's hooks.
+
+    Args:
+        forwards: Timed forwards per measurement (five measurements each, medians).
+
+    Returns:
+        Microseconds per forward with and without the hooks, and the cost per module call.
+    """
     import torch
 
     from pytest_mlcheck.guards import NonFiniteGuard
 
+    # One intra-op thread: on a shared 2-core machine, thread-pool contention otherwise
+    # dominates the timing of a forward this small.
+    torch.set_num_threads(1)
     namespace: dict = {}
     exec(SUITE.replace("{n}", "1"), namespace)
     model = namespace["MLP"]()
@@ -148,6 +168,7 @@ def hook_microbenchmark(forwards: int) -> dict[str, float]:
 
 
 def main() -> None:
+    """Run the suite comparison and the hook microbenchmark, and print the numbers."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", type=int, default=240)
     parser.add_argument("--repeats", type=int, default=3)

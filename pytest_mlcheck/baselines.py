@@ -1211,10 +1211,14 @@ def find_unused(state: Any, store: BaselineStore) -> tuple[dict[Path, list[tuple
     """
     used: set[tuple[str, str, str, str]] = set()
     for r in state.records:
-        if r.kind in ("metric", "array"):
-            key = r.values.get("entry_key")
-            if isinstance(key, list) and len(key) == 3:
-                used.add((str(r.values.get("file", "")), *map(str, key)))
+        # The entry a record used: its test, its group (an array's group is its name)
+        # and its environment variant.
+        if r.kind == "metric":
+            used.add((str(r.values.get("file", "")), local_id(r.nodeid),
+                      r.group or DEFAULT_GROUP, str(r.values.get("variant", ""))))
+        elif r.kind == "array":
+            used.add((str(r.values.get("file", "")), local_id(r.nodeid), r.name,
+                      str(r.values.get("variant", ""))))
     outcomes: dict[Path, dict[str, str]] = {}
     for nodeid, outcome in state.outcomes.items():
         outcomes.setdefault(module_of(nodeid, store.rootdir), {})[local_id(nodeid)] = outcome

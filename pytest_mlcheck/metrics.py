@@ -252,6 +252,8 @@ class MetricRegression:
         higher = _patterns(higher, "higher_is_better")
         lower = _patterns(lower, "lower_is_better")
         ini_h, ini_l = self._defaults()["higher"], self._defaults()["lower"]
+        if not (higher or lower or ini_h or ini_l):
+            return {n: "" for n in names}
         out = {}
         for n in names:
             h, lo = glob_match(n, higher), glob_match(n, lower)
@@ -326,8 +328,7 @@ class MetricRegression:
                 + "; the difference may come from there rather than from the code."]
 
     def _values(self, key: tuple[str, str, str]) -> dict[str, Any]:
-        values: dict[str, Any] = {"file": self.file.rel, "entry": entry_label(key),
-                                  "entry_key": list(key)}
+        values: dict[str, Any] = {"file": self.file.rel, "entry": entry_label(key)}
         if key[2]:
             values["variant"] = key[2]
         return values

@@ -28,7 +28,6 @@ import io
 import json
 import os
 import re
-import sys
 import tokenize
 import traceback
 from pathlib import Path
@@ -268,13 +267,20 @@ def _noqa_comments(text: str, cell: int | None) -> list[list[Any]]:
                     for n, line in enumerate(text.splitlines(), start=1)
                     if "#" in line and "noqa" in line.lower()]
     out = []
+    lines = text.splitlines()
     for number, col, comment in comments:
         match = _NOQA.search(comment)
         if match:
             codes = match.group("codes")
+            line = lines[number - 1] if number <= len(lines) else ""
+            # Where the code before the comment ends, and whether the directive is the
+            # whole comment: what MLC001's fix needs to remove it cleanly.
+            code_end = len(line[:col].rstrip())
+            whole = match.start() == 0 and match.end() == len(comment.rstrip())
             out.append([cell or 0, number, col + match.start(),
                         sorted({c.upper() for c in re.split(r"[\s,]+", codes) if c})
-                        if codes else None])
+                        if codes else None,
+                        [code_end, col + match.end(), whole]])
     return out
 
 
@@ -563,8 +569,8 @@ def suppress(findings: list[Finding], noqa: dict[str, list[list[Any]]], config: 
     """
     by_line: dict[tuple[str, int, int], list[Any]] = {}
     for rel, comments in noqa.items():
-        for cell, line, col, codes in comments:
-            by_line[(rel, cell, line)] = [col, codes, set()]
+        for cell, line, col, codes, *extent in comments:
+            by_line[(rel, cell, line)] = [col, codes, set(), extent[0] if extent else None]
     kept: list[Finding] = []
     suppressed = 0
     ignores: dict[str, tuple[str, ...]] = {}
@@ -581,11 +587,12 @@ def suppress(findings: list[Finding], noqa: dict[str, list[list[Any]]], config: 
             continue
         kept.append(f)
     if UNUSED_NOQA in enabled:
-        for (rel, cell, line), (col, codes, used) in by_line.items():
+        for (rel, cell, line), (col, codes, used, extent) in by_line.items():
             if codes is None:
                 if used:
                     continue
                 message = "unused `# noqa`: no finding on this line to suppress; remove the comment"
+                keep: list[str] = []
             else:
                 unused = [c for c in codes if c.startswith("MLC")
                           and not any(u.startswith(c) for u in used)]
@@ -594,10 +601,24 @@ def suppress(findings: list[Finding], noqa: dict[str, list[list[Any]]], config: 
                 message = (f"unused `# noqa` code{'s' if len(unused) > 1 else ''} "
                            f"{', '.join(unused)}: nothing to suppress here; remove "
                            f"{'them' if len(unused) > 1 else 'it'}")
-            f = Finding(UNUSED_NOQA, message, line, col, path=rel, cell=cell or None)
+                keep = [c for c in codes if c not in unused]
+            f = Finding(UNUSED_NOQA, message, line, col, path=rel, cell=cell or None,
+                        fix=_noqa_fix(line, col, keep, extent))
             if not _matches(UNUSED_NOQA, ignores.get(rel) or config.ignored_for(rel)):
                 kept.append(f)
     return kept, suppressed
+
+
+def _noqa_fix(line: int, col: int, keep: list[str], extent: Any) -> Fix | None:
+    if not extent:
+        return None
+    code_end, end, whole = extent
+    if keep:
+        return Fix("safe", "keep only the codes that suppress something",
+                   (Edit(line, col, line, end, f"# noqa: {', '.join(keep)}"),))
+    if not whole:  # the directive shares its comment with other text: leave it to a human
+        return None
+    return Fix("safe", "remove the unused noqa comment", (Edit(line, code_end, line, end, ""),))
 
 
 def _sort_key(f: Finding) -> tuple[Any, ...]:

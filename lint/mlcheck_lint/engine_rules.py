@@ -68,9 +68,15 @@ class UnusedNoqa(Rule):
         def forward(self, x):
             \"\"\"Apply the layer.\"\"\"
         ```
+
+    Fix safety:
+        Safe: removes the comment when it is only the noqa directive, or drops the
+        unused codes and keeps the ones that still suppress something. A directive
+        that shares its comment with other text is left for a human.
     """
 
     code = "MLC001"
     name = "unused-noqa"
     summary = "noqa comment suppresses nothing"
     default = "off"
+    fix_safety = "safe"

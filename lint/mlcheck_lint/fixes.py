@@ -176,8 +176,10 @@ def fix_files(report: Any, config: Any, rules: list[Any], unsafe: bool,
             payload = current.encode("utf-8" if kind == "notebook" else encoding)
             result = engine.lint_data(task, payload, instances, config.settings, enabled)
             fresh = [engine.finding_from_dict(d, rel) for d in result["findings"]]
+            # No MLC001 from here on: project rules do not run in these rounds, so a
+            # suppression comment for a project finding would look unused.
             findings, _ = engine.suppress(fresh, {rel: result["noqa"]} if result["noqa"] else {},
-                                          config, enabled)
+                                          config, enabled - {engine.UNUSED_NOQA})
         if current != old:
             changed[rel] = (old, current)
             if write:

@@ -111,6 +111,9 @@ class DuplicateFunction(ProjectRule):
 
         Args:
             ctx: The file context.
+
+        Returns:
+            ``[[name, line], ...]``.
         """
         return [[s.name.value, ctx.position(s.name)[0]] for s in ctx.module.body
                 if isinstance(s, cst.FunctionDef)]

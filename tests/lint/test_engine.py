@@ -220,3 +220,30 @@ def test_fix_keeps_encoding_and_line_endings(project, test_rules, capsys):
     write(project, {"a.py": original.encode("latin-1")})
     run_cli(capsys, "--select", "MLC991", "--fix", ".")
     assert (project / "a.py").read_bytes() == original.replace("bad_a", "good_a").encode("latin-1")
+
+
+@pytest.mark.parametrize("pattern, path, expected", [
+    ("build", "build", True), ("build", "src/build", True), ("*.egg-info", "x/y.egg-info", True),
+    ("tests/*", "tests/test_a.py", True), ("tests/*", "src/tests/test_a.py", False),
+    ("docs/**/*.md", "docs/index.md", True), ("docs/**/*.md", "docs/a/b.md", True),
+    ("./gen/*.py", "gen/x.py", True), ("requirements*.txt", "ci/requirements-dev.txt", True),
+    ("README.md", "README.rst", False),
+])
+def test_glob_semantics(pattern, path, expected):
+    from mlcheck_lint.config import path_matches
+
+    assert path_matches(pattern, path, path.rsplit("/", 1)[-1]) is expected
+
+
+def test_unused_noqa_fix_removes_or_trims_the_comment(project, test_rules, capsys):
+    write(project, {"a.py": "def bad_a():  # noqa: MLC991\n    pass\n"
+                            "def ok():  # noqa: MLC991, E501\n    x = 1  # noqa\n"
+                            "def fine():  # noqa: MLC992 - kept for the docs\n    pass\n"
+                            "def bad_b():  # noqa: MLC991,MLC992\n    pass\n"})
+    code, out, err = run_cli(capsys, "--select", "MLC991,MLC001", "--fix", ".")
+    assert (project / "a.py").read_text() == (
+        "def bad_a():  # noqa: MLC991\n    pass\n"
+        "def ok():  # noqa: E501\n    x = 1\n"
+        "def fine():  # noqa: MLC992 - kept for the docs\n    pass\n"
+        "def bad_b():  # noqa: MLC991\n    pass\n")
+    assert code == 1 and out.splitlines() == ["a.py:5:14: MLC001 unused `# noqa` code MLC992: nothing to suppress here; remove it", "Found 1 finding."]

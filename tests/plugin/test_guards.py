@@ -137,6 +137,15 @@ def test_non_finite_guard(torch_project):
             except Exception:
                 pass  # a loop that skips "bad batches" must not hide the finding
 
+        class Scale(nn.Module):
+            def forward(self, x):
+                return x * 3e38, (x * 6e4).half()
+
+        def test_large_finite_values_whose_sum_overflows_are_not_flagged():
+            out, half = Scale()(torch.ones(8))
+            assert torch.isinf(out.sum()) and torch.isfinite(out).all()
+            assert torch.isfinite(half).all()
+
         def test_one_pair_of_hooks_while_a_test_runs():
             assert len(module._global_forward_hooks) == 1
             assert len(module._global_forward_pre_hooks) == 1
@@ -161,7 +170,7 @@ def test_non_finite_guard(torch_project):
 
     hooks_before = (len(module._global_forward_hooks), len(module._global_forward_pre_hooks))
     result = torch_project.runpytest(*RUN, "--mlcheck-report=report.json")
-    result.assert_outcomes(passed=5, failed=6)
+    result.assert_outcomes(passed=6, failed=6)
     assert (len(module._global_forward_hooks), len(module._global_forward_pre_hooks)) == hooks_before
     out = result.stdout.str()
     sections = {name: out.split(f"_ {name} _", 1)[1][:1800] for name in (

@@ -138,7 +138,6 @@ def test_json_report_schema(pytester):
     assert values["direction"] == "higher" and values["band"] > 0
     assert values["file"] == "mlcheck_baselines/test_model.toml"
     assert values["entry"] == '["test_param[2]".default]'
-    assert values["entry_key"] == ["test_param[2]", "default", ""]
 
 
 def test_records_and_summary_are_merged_under_xdist(pytester, numpy_only):
