@@ -195,6 +195,8 @@ class NonFiniteGuard:
         self._tensor = torch.Tensor
         self._isfinite = torch.isfinite
         self._sum_dtype = {torch.float16: torch.float32, torch.bfloat16: torch.float32}
+        self._strided = torch.strided
+        self._defer_cpu = "cpu" in self.DEFER_DEVICE_TYPES
         self._tracing = torch._C._get_tracing_state
         compiler = getattr(torch, "compiler", None)
         self._compiling = getattr(compiler, "is_compiling", None) or (lambda: False)
@@ -218,7 +220,11 @@ class NonFiniteGuard:
 
     def _post(self, module: Any, args: Any, output: Any) -> None:
         self.depth = max(self.depth - 1, 0)
-        if self.finding is not None or output is None:
+        if self.finding is not None:
+            return
+        if output is None:
+            if self.depth == 0 and self.pending:
+                self._flush()
             return
         if self._tracing() or self._compiling():
             return  # a bool() here would be baked into the trace or break the graph
@@ -234,11 +240,12 @@ class NonFiniteGuard:
     def _first_bad(self, x: Any) -> bool | None:
         """Return True at the first non-finite tensor checked now, None otherwise."""
         if isinstance(x, self._tensor):
-            if not (x.is_floating_point() or x.is_complex()) or x.is_meta or x.numel() == 0:
+            if not (x.is_floating_point() or x.is_complex()) or x.is_meta:
                 return None
-            if x.layout is not self.torch.strided:
+            if x.layout is not self._strided:
                 x = x.coalesce().values() if x.is_sparse else x.to_dense()
-            if x.device.type in self.DEFER_DEVICE_TYPES:
+            if not x.is_cpu and x.device.type in self.DEFER_DEVICE_TYPES or (
+                    self._defer_cpu and x.is_cpu):
                 self.pending.append(self._isfinite(x).all())
                 return None
             if not x.is_complex():

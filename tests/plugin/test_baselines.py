@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,11 @@ try:  # in-process pytester runs must find torch already imported: it cannot loa
     import torch  # noqa: F401
 except ImportError:  # pragma: no cover
     pass
+
+
+def toml_loads(text: str) -> dict:
+    """Parse TOML on every supported Python (tomllib is 3.11+)."""
+    return parse_toml(text, "test")
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -88,7 +92,7 @@ def test_file_is_sorted_commented_and_floats_round_trip_exactly(pytester):
     text = toml_file(pytester).read_text()
     assert text.startswith("# pytest-mlcheck baselines for test_model.py.")
     assert text.index("[test_a.default]") < text.index("[test_z.default]")
-    data = tomllib.loads(text)
+    data = toml_loads(text)
     stored = data["test_z"]["default"]["metrics"]
     assert [stored[f"m{i}"] for i in range(len(values))] == values  # exact, not approximate
     assert data["test_a"]["default"]["metrics"]["x"] == 1
@@ -152,7 +156,7 @@ def test_names_and_ids_with_odd_characters_cannot_escape_the_baseline_dir(pytest
                for f in files)
     assert sorted(str(p) for p in pytester.path.rglob("*") if p.is_file()) == sorted(
         [str(pytester.path / "test_model.py")] + [str(base / f) for f in files])
-    data = tomllib.loads((base / "test_model.toml").read_text())
+    data = toml_loads((base / "test_model.toml").read_text())
     assert data["test_odd[../../etc/passwd]"]["../../etc/passwd"]["metrics"] == {
         "../../etc/passwd": 1.0, "m.with/dots": 2.0}
     run(pytester).assert_outcomes(passed=7)
@@ -293,7 +297,7 @@ def test_two_pytest_processes_updating_one_file_lose_nothing(pytester, numpy_onl
                               stderr=subprocess.STDOUT) for k in ("test_even", "test_odd")]
     outputs = [p.communicate(timeout=240)[0].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
-    data = tomllib.loads(toml_file(pytester).read_text())
+    data = toml_loads(toml_file(pytester).read_text())
     assert len(data) == 80
     for i in range(40):
         assert data[f"test_even[{i}]"]["default"]["metrics"]["v"] == 2 * i
@@ -363,7 +367,7 @@ def test_prune_lists_then_deletes_unused_entries_only_after_a_whole_suite_run(
                                  "  mlcheck_baselines/test_model.toml [[]test_renamed.p[]]",
                                  f"  mlcheck_baselines/{npz[0]} (file deleted)"])
     assert sorted(p.name for p in base.iterdir()) == ["test_model.toml"]
-    data = tomllib.loads((base / "test_model.toml").read_text())
+    data = toml_loads((base / "test_model.toml").read_text())
     assert set(data) == {"test_kept", "test_skipped", "test_groups"}
     assert set(data["test_groups"]) == {"default"}
     result = run(pytester)
@@ -406,13 +410,13 @@ def test_merge_puts_a_new_test_in_sorted_place_and_keeps_comments():
     assert "loss = 0.25  # after the fix" in new and "acc = 0.9" not in new
     assert new.index("[test_a.default]") < new.index("[test_b.default]") \
         < new.index("# c is flaky, see #12") < new.index("[test_c.default]")
-    data = tomllib.loads(new)
+    data = toml_loads(new)
     assert data["test_a"]["default"] == {"recorded_in": env, "metrics": {"loss": 0.25, "f1": 0.5}}
     assert data["test_b"]["default"]["metrics"] == {"loss": 0.3}
     assert data["test_c"]["default"]["metrics"] == {"loss": 0.1}
     # a new group of an existing test and a multi-line array take the tomlkit path
     staged = {("test_c", "val", ""): Staged({"recorded_in": env, "metrics": {"x": 1.0}}, {})}
     odd = text + "\n[zz_notes]\nitems = [\n  1,\n]\n"
-    data = tomllib.loads(merge_into_text(odd, staged, set(), "m.py"))
+    data = toml_loads(merge_into_text(odd, staged, set(), "m.py"))
     assert data["test_c"]["val"]["metrics"] == {"x": 1.0} and data["zz_notes"]["items"] == [1]
     assert data["test_a"]["default"]["metrics"] == {"loss": 0.5, "acc": 0.9}

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import math
-import tomllib
 from pathlib import Path
 
 import pytest
+
+from pytest_mlcheck.baselines import parse_toml
 
 # Imported once here, outside pytester's sys.modules snapshots: otherwise every in-process
 # run re-imports them (hypothesis's pytest plugin imports hypothesis at the end of a run).
@@ -26,12 +27,17 @@ except ImportError:  # pragma: no cover
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
+def toml_loads(text: str) -> dict:
+    """Parse TOML on every supported Python (tomllib is 3.11+)."""
+    return parse_toml(text, "test")
+
+
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest("-p", "no:cacheprovider", *args)
 
 
 def baseline(pytester: pytest.Pytester, stem: str = "test_model") -> dict:
-    return tomllib.loads((pytester.path / "mlcheck_baselines" / f"{stem}.toml").read_text())
+    return toml_loads((pytester.path / "mlcheck_baselines" / f"{stem}.toml").read_text())
 
 
 def make_metric_test(pytester: pytest.Pytester, metrics: str, options: str = "",

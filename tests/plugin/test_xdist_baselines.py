@@ -3,9 +3,10 @@ what was written and decides pruning from the merged records."""
 
 from __future__ import annotations
 
-import tomllib
 
 import pytest
+
+from pytest_mlcheck.baselines import parse_toml
 
 pytest.importorskip("xdist")
 
@@ -17,6 +18,11 @@ MANY = """
     def test_many(metric_regression, i):
         metric_regression.check({"value": i + ROUND / 10, "const": 1.0})
 """
+
+
+def toml_loads(text: str) -> dict:
+    """Parse TOML on every supported Python (tomllib is 3.11+)."""
+    return parse_toml(text, "test")
 
 
 @pytest.fixture
@@ -40,7 +46,7 @@ def test_two_workers_updating_one_file_never_lose_an_entry(pytester, monkeypatch
         result = run_xdist("--mlcheck-update")
         result.assert_outcomes(passed=200)
         result.stdout.fnmatch_lines(["baselines written (200):"])
-        data = tomllib.loads(path.read_text())
+        data = toml_loads(path.read_text())
         assert len(data) == 200, f"round {round_}: {len(data)} entries"
         for i in range(200):
             assert data[f"test_many[{i}]"]["default"]["metrics"] == {
@@ -72,11 +78,11 @@ def test_prune_under_xdist_is_decided_on_the_controller(pytester, monkeypatch, r
     monkeypatch.setenv("N", "6")
     result = run_xdist("--mlcheck-prune", "-k", "test_p")
     result.stdout.fnmatch_lines(["--mlcheck-prune did nothing: -k selected tests*"])
-    assert len(tomllib.loads(path.read_text())) == 11
+    assert len(toml_loads(path.read_text())) == 11
     result = run_xdist("--mlcheck-prune", "--deselect", "test_model.py::test_p[0]")
     result.stdout.fnmatch_lines(["--mlcheck-prune did nothing: 1 test(s) were deselected*"])
     result = run_xdist("--mlcheck-prune")
     result.assert_outcomes(passed=6, skipped=1)
     result.stdout.fnmatch_lines(["pruned unused baselines (4):"])
-    data = tomllib.loads(path.read_text())
+    data = toml_loads(path.read_text())
     assert set(data) == {f"test_p[{i}]" for i in range(6)} | {"test_skipped"}
