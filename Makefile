@@ -22,7 +22,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(JOBS) tests
-	$(BIN)/mlcheck-lint pytest_mlcheck lint/mlcheck_lint examples
+	$(BIN)/mlcheck-lint .
 
 lint: $(STAMP)
 	$(BIN)/mlcheck-lint .

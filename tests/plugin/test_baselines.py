@@ -154,8 +154,13 @@ def test_names_and_ids_with_odd_characters_cannot_escape_the_baseline_dir(pytest
     assert len(files) == 8 and "test_model.toml" in files
     assert all(f == "test_model.toml" or (f.startswith("test_model-") and f.endswith(".npz"))
                for f in files)
-    assert sorted(str(p) for p in pytester.path.rglob("*") if p.is_file()) == sorted(
+    # Caches of other tools (__pycache__, .hypothesis, ...) may appear; nothing else may.
+    ours = [p for p in pytester.path.rglob("*") if p.is_file()
+            and not any(part.startswith((".", "__")) for part in p.relative_to(pytester.path).parts)]
+    assert sorted(map(str, ours)) == sorted(
         [str(pytester.path / "test_model.py")] + [str(base / f) for f in files])
+    for up in (pytester.path.parent, pytester.path.parent.parent):
+        assert not (up / "etc").exists() and not list(up.glob("*.npz"))
     data = toml_loads((base / "test_model.toml").read_text())
     assert data["test_odd[../../etc/passwd]"]["../../etc/passwd"]["metrics"] == {
         "../../etc/passwd": 1.0, "m.with/dots": 2.0}

@@ -1521,7 +1521,18 @@ def _callable_facts(node: Any, drop_first: bool) -> dict[str, Any]:
 
 
 def _module_facts(ctx: Any) -> dict[str, Any]:
-    """Top-level names a module defines or imports, with call signatures where known."""
+    """Top-level names a module defines or imports, with call signatures where known.
+
+    MLC140 and MLC141 both need these facts; they are computed once per file context.
+    """
+    cached = getattr(ctx, "_mlc14x_module_facts", None)
+    if cached is None:
+        cached = _compute_module_facts(ctx)
+        ctx._mlc14x_module_facts = cached
+    return cached
+
+
+def _compute_module_facts(ctx: Any) -> dict[str, Any]:
     names: dict[str, Any] = {}
     imports: dict[str, str] = {}
     star: list[str] = []
