@@ -14,7 +14,6 @@ import random
 import sys
 from typing import Any, Iterator
 
-import numpy as np
 
 #: The default base seed of ``--mlcheck-seed``.
 DEFAULT_BASE_SEED = 20240601
@@ -43,6 +42,8 @@ def seed_everything(seed: int) -> int:
     Returns:
         The seed, for logging.
     """
+    import numpy as np  # imported here so loading the plugin does not import numpy
+
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     seed = int(seed)
@@ -58,6 +59,8 @@ def seed_everything(seed: int) -> int:
 
 def get_rng_state() -> dict[str, Any]:
     """Return the states of Python's, numpy's and torch's global RNGs."""
+    import numpy as np
+
     state: dict[str, Any] = {"random": random.getstate(), "numpy": np.random.get_state()}
     torch = _torch()
     if torch is not None:
@@ -72,6 +75,8 @@ def get_rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore RNG states returned by :func:`get_rng_state`."""
+    import numpy as np
+
     random.setstate(state["random"])
     np.random.set_state(state["numpy"])
     torch = _torch()

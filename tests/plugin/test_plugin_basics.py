@@ -160,3 +160,15 @@ def test_records_and_summary_are_merged_under_xdist(pytester, numpy_only):
 
     one = sorted(json.loads(single.read_text())["records"], key=key)
     assert sorted(data["records"], key=key) == one
+
+
+def test_loading_the_plugin_imports_no_heavy_library():
+    """pytest loads the plugin in every session, ML or not: it must stay cheap."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pytest_mlcheck, pytest_mlcheck.plugin; "
+            "print(sorted(m for m in ('numpy', 'torch', 'hypothesis', 'libcst', 'tomlkit', "
+            "'filelock', 'mlcheck_lint') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
