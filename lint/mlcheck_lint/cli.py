@@ -121,6 +121,7 @@ def _main(args: argparse.Namespace) -> int:
         for rel, (old, new) in changed.items():
             out.write(formats.unified_diff(old, new, formats.display_path(rel, report.root)))
         n = len(changed)
+        out.flush()  # the diff (stdout) must come before the summary (stderr) on a terminal
         print(f"{n} file{'s' if n != 1 else ''} would be changed by --fix --unsafe-fixes"
               if n else "No fixes available.", file=sys.stderr)
         return _errors(report) or (1 if changed and not args.exit_zero else 0)
@@ -154,6 +155,8 @@ def _main(args: argparse.Namespace) -> int:
 
 def _errors(report: object) -> int:
     errors = getattr(report, "errors", [])
+    if errors:
+        sys.stdout.flush()  # keep the findings before the error lines on a terminal
     for e in errors:
         print(f"mlcheck-lint: internal error in {e['path']}: {e['message']}. This is a bug in "
               f"the rule, not in your code; the file's other rules still ran. Please report it "
