@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import hashlib
 import json
 import math
@@ -182,6 +183,7 @@ def parse_variant(key: str) -> dict[str, str]:
     return out
 
 
+@functools.lru_cache(maxsize=4096)  # pure; each check shows its entry's label twice
 def entry_label(key: tuple[str, str, str]) -> str:
     """Return how an entry is shown to people: its TOML table header.
 
@@ -400,6 +402,8 @@ def validate_entry(entry: Any, label: str, rel: str) -> dict[str, Any]:
         if not isinstance(metrics, dict):
             raise bad("metrics", metrics, "a table of metric values")
         for name, value in metrics.items():
+            if type(value) is float and value - value == 0.0:
+                continue  # the common case, finite (inf - inf and NaN - NaN are NaN)
             if isinstance(value, dict):
                 for stat in ("mean", "std", "n", "min", "max"):
                     if stat not in value:
@@ -1220,8 +1224,13 @@ def find_unused(state: Any, store: BaselineStore) -> tuple[dict[Path, list[tuple
             used.add((str(r.values.get("file", "")), local_id(r.nodeid), r.name,
                       str(r.values.get("variant", ""))))
     outcomes: dict[Path, dict[str, str]] = {}
+    modules: dict[str, Path] = {}  # one path per module, not per test
     for nodeid, outcome in state.outcomes.items():
-        outcomes.setdefault(module_of(nodeid, store.rootdir), {})[local_id(nodeid)] = outcome
+        prefix = nodeid.split("::", 1)[0]
+        module = modules.get(prefix)
+        if module is None:
+            module = modules[prefix] = module_of(nodeid, store.rootdir)
+        outcomes.setdefault(module, {})[local_id(nodeid)] = outcome
     files: dict[Path, Path | None] = {}
     for module in outcomes:
         files[baseline_path(module, store.rootdir, store.baseline_dir)] = module
@@ -1248,11 +1257,12 @@ def find_unused(state: Any, store: BaselineStore) -> tuple[dict[Path, list[tuple
         ran = outcomes.get(module, {}) if module is not None else {}
         stale = []
         keep_arrays = set()
+        rel = store.rel(path)
         for key in entries_of(data):
             test, group, variant = key
             outcome = ran.get(test)
             is_unused = outcome is None or (
-                outcome == "passed" and (store.rel(path), *key) not in used
+                outcome == "passed" and (rel, *key) not in used
                 and _current_variant(variant))
             if is_unused:
                 stale.append(key)

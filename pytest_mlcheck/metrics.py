@@ -21,12 +21,9 @@ import math
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from . import report
-from .arrays import as_scalar, to_numpy
 from .baselines import (
     DEFAULT_GROUP,
     BaselineEntryError,
@@ -36,6 +33,9 @@ from .baselines import (
     local_id,
     variant_key,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Verdicts of one metric, as shown in tables and records.
 OK, IMPROVED, REGRESSED, NEW, MISSING, NON_FINITE, WRITTEN = (
@@ -135,6 +135,8 @@ def recording_environment() -> dict[str, str]:
     import platform
     import re
 
+    import numpy as np
+
     info = {"python": platform.python_version(), "numpy": np.__version__, "torch": "none",
             "cuda": "none", "device": "cpu", "platform": f"{sys.platform}-{platform.machine()}"}
     try:
@@ -187,7 +189,8 @@ class MetricRegression:
         self.nodeid: str = request.node.nodeid
         self.test: str = local_id(self.nodeid)
         store = self.state.baseline_store()
-        self.file = store.file_for_module(Path(str(request.node.path)))
+        module = request.node.path
+        self.file = store.file_for_module(module if isinstance(module, Path) else Path(str(module)))
         # Parse now, so a corrupt file makes the test error at setup, before it runs.
         self.file.load()
         self._used: set[tuple[str, str, str]] = set()
@@ -222,6 +225,8 @@ class MetricRegression:
         names = list(names)
         if value is None:
             return {n: default for n in names}
+
+        import numpy as np
 
         def valid(v: Any, what: str) -> float:
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
@@ -267,15 +272,18 @@ class MetricRegression:
         return out
 
     def _key(self, group: str, env: Any) -> tuple[tuple[str, str, str], dict[str, str]]:
-        from .environment import select
-
         if env is None:
             facets = self._defaults()["env"]
         elif isinstance(env, str):
             facets = (env,)
         else:
             facets = tuple(env)
-        chosen = select(facets) if facets else {}
+        if facets:
+            from .environment import select
+
+            chosen = select(facets)
+        else:
+            chosen = {}
         return (self.test, group, variant_key(chosen)), chosen
 
     def _group(self, name: Any) -> str:
@@ -345,7 +353,14 @@ class MetricRegression:
         for name, value in metrics.items():
             if not isinstance(name, str) or not name:
                 raise TypeError(f"metric names must be non-empty strings, got {name!r}")
-            out[name] = as_scalar(value, f"metric {name!r}")
+            kind = type(value)
+            # Plain floats and ints (bool is its own type) are what as_scalar returns.
+            if kind is float or kind is int:
+                out[name] = value
+            else:
+                from .arrays import as_scalar
+
+                out[name] = as_scalar(value, f"metric {name!r}")
         return out
 
     def check(self, metrics: Mapping[str, Any], *, name: str | None = None,
@@ -413,6 +428,8 @@ class MetricRegression:
             ValueError: Fewer than two seeds, or runs that report different metrics.
         """
         __tracebackhide__ = True
+        import numpy as np
+
         from .seeding import seeded
 
         if not callable(fn):
@@ -528,10 +545,14 @@ class MetricRegression:
             self.file.stage(key, {"recorded_in": recording_environment(), "metrics": stored})
 
         common = self._values(key)
+        get = dict.get
         for r in rows:
             values = dict(common)
-            values.update({k: r.get(k) for k in ("baseline", "current", "delta", "delta_pct",
-                                                  "band")})
+            values["baseline"] = get(r, "baseline")
+            values["current"] = get(r, "current")
+            values["delta"] = get(r, "delta")
+            values["delta_pct"] = get(r, "delta_pct")
+            values["band"] = get(r, "band")
             values["direction"] = r["direction"] or "two-sided"
             if repeated:
                 for k in ("noise_band", "baseline_std", "baseline_n", "per_seed"):
@@ -627,6 +648,10 @@ class MetricRegression:
             TypeError: ``array`` is not an array of numbers.
         """
         __tracebackhide__ = True
+        import numpy as np
+
+        from .arrays import to_numpy
+
         if not isinstance(name, str) or not name:
             raise TypeError(f"name must be a non-empty str, got {name!r}")
         if isinstance(array, (list, tuple)) or np.isscalar(array):
@@ -707,6 +732,8 @@ class MetricRegression:
     @staticmethod
     def _array_mismatch(base: np.ndarray, cur: np.ndarray, atol: float, rtol: float,
                         values: dict[str, Any]) -> list[str]:
+        import numpy as np
+
         b = base.astype(np.float64)
         c = cur.astype(np.float64)
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):

@@ -13,7 +13,6 @@ from .session import MLCheckSession
 
 SESSION = pytest.StashKey[MLCheckSession]()
 RECORDS = pytest.StashKey[list]()
-CONSUMED = pytest.StashKey[int]()
 
 SKIP_REASON = "ML check: run pytest --mlcheck"
 
@@ -81,7 +80,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
     session = item.config.stash[SESSION]
     sink: list = []
     item.stash[RECORDS] = sink
-    item.stash[CONSUMED] = 0
     report.activate(item.nodeid, sink)
     try:
         if session.enabled:
@@ -110,9 +108,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     rep = yield
     sink = item.stash.get(RECORDS, None)
     if sink is not None:
-        start = item.stash[CONSUMED]
-        rep.mlcheck_records = [r.to_json() for r in sink[start:]]
-        item.stash[CONSUMED] = len(sink)
+        rep.mlcheck_records = [r.to_json() for r in sink]
+        # The report carries them now, and items live until the session ends: drop the
+        # originals rather than keep a second copy of every record for the GC to scan.
+        sink.clear()
     session = item.config.stash[SESSION]
     if session.enabled and rep.failed:
         from .guards import failure_section

@@ -86,6 +86,8 @@ def _jsonable(value: Any) -> Any:
         return value  # the common case first: this runs for every value of every record
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
+    if kind is dict:
+        return _jsonable_dict(value)
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -96,6 +98,23 @@ def _jsonable(value: Any) -> Any:
         return _jsonable(value.item())
     except AttributeError:
         return repr(value)
+
+
+def _jsonable_dict(value: dict) -> dict[str, Any]:
+    # Every record's values pass through here (10,000 records for 1,000 tests of 10
+    # metrics), so the flat str/int/float values of a record skip the recursive call.
+    out = {}
+    for k, v in value.items():
+        if type(k) is not str:
+            k = str(k)
+        kind = type(v)
+        if kind is str or kind is int or kind is bool or v is None:
+            out[k] = v
+        elif kind is float:
+            out[k] = v if v - v == 0.0 else repr(v)  # v - v is NaN for NaN and inf
+        else:
+            out[k] = _jsonable(v)
+    return out
 
 
 class _Collector:
