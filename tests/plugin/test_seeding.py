@@ -272,3 +272,22 @@ def test_seeding_works_without_torch(pytester, numpy_only):
     draws = _draws(result)
     seed = derive_seed(DEFAULT_BASE_SEED, "test_draws.py::test_a")
     assert draws["a"] == (random.Random(seed).getrandbits(31), np.random.RandomState(seed).randint(2**31), -1)
+
+
+@pytest.mark.parametrize("seed", [0, 123, 2**32 - 1])
+def test_guard_fast_seeding_matches_seed_everything(seed):
+    """The per-test guard's faster torch seeding must draw exactly what seed_everything does."""
+    torch = pytest.importorskip("torch")
+    from pytest_mlcheck import guards
+
+    def draws():
+        return (random.random(), float(np.random.rand()), torch.rand(3).tolist(),
+                torch.initial_seed())
+
+    with seeded(0):
+        seed_everything(seed)
+        expected = draws()
+        guards._seed_everything_fast(seed)
+        got = draws()
+    assert got == expected
+    assert expected[3] == seed
