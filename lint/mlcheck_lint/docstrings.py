@@ -405,6 +405,19 @@ def _parse_google(lines: list[str]) -> Docstring:
     return doc
 
 
+def _finish_entry(current: tuple[list[DocParam], str | None, "_Joined", Any] | None,
+                  doc: Docstring) -> None:
+    """Add a parsed Google or NumPy parameter entry, with its description and default."""
+    if current is None:
+        return
+    params, type_text, joined, type_pos = current
+    default = find_default(type_text, joined, type_pos)
+    for p in params:
+        p.description = joined.text
+        p.default = default
+        doc.params.append(p)
+
+
 def _google_params(lines: list[str], body: list[int], section: str, doc: Docstring) -> None:
     if not body:
         doc.uncertain = True  # a header with nothing we can read under it
@@ -412,16 +425,6 @@ def _google_params(lines: list[str], body: list[int], section: str, doc: Docstri
     # Entries sit at the first entry's indent; a slip to the left is still an entry.
     entry_indent = _indent(lines[body[0]])
     current: tuple[list[DocParam], str | None, _Joined, Any] | None = None
-
-    def finish() -> None:
-        if current is None:
-            return
-        params, type_text, joined, type_pos = current
-        default = find_default(type_text, joined, type_pos)
-        for p in params:
-            p.description = joined.text
-            p.default = default
-            doc.params.append(p)
 
     for k in body:
         line = lines[k]
@@ -432,7 +435,7 @@ def _google_params(lines: list[str], body: list[int], section: str, doc: Docstri
             off = lead + (bullet.end() if bullet else 0)
             parsed = _google_entry(line[off:])
             if parsed is not None:
-                finish()
+                _finish_entry(current, doc)
                 names, type_text, desc_at = parsed
                 params = [DocParam(normalize_name(raw), raw, k, col, type_text.strip() if type_text else None,
                                    section=section)
@@ -445,12 +448,12 @@ def _google_params(lines: list[str], body: list[int], section: str, doc: Docstri
             # Not an entry (e.g. "p (float) probability" without its colon): what follows
             # belongs to that unreadable entry, not to the previous one.
             doc.uncertain = True
-            finish()
+            _finish_entry(current, doc)
             current = None
             continue
         if current is not None:
             current[2].add(k, lead, line[lead:])
-    finish()
+    _finish_entry(current, doc)
 
 
 def _parse_numpy(lines: list[str]) -> Docstring:
@@ -483,23 +486,13 @@ def _numpy_params(lines: list[str], body: list[int], section: str, doc: Docstrin
     entry_indent = _indent(lines[body[0]])
     current: tuple[list[DocParam], str | None, _Joined, Any] | None = None
 
-    def finish() -> None:
-        if current is None:
-            return
-        params, type_text, joined, type_pos = current
-        default = find_default(type_text, joined, type_pos)
-        for p in params:
-            p.description = joined.text
-            p.default = default
-            doc.params.append(p)
-
     for k in body:
         line = lines[k]
         lead = _lead(line)
         if _indent(line) <= entry_indent:
             m = _NUMPY_ENTRY_RE.match(line[lead:].rstrip())
             if m:
-                finish()
+                _finish_entry(current, doc)
                 type_text = m.group(2).strip() if m.group(2) else None
                 params = [DocParam(normalize_name(raw), raw, k, col, type_text, section=section)
                           for raw, col in _split_names(m.group(1), line, lead)]
@@ -507,12 +500,12 @@ def _numpy_params(lines: list[str], body: list[int], section: str, doc: Docstrin
                 current = (params, type_text, _Joined(), type_pos)
                 continue
             doc.uncertain = True
-            finish()
+            _finish_entry(current, doc)
             current = None
             continue
         if current is not None:
             current[2].add(k, lead, line[lead:])
-    finish()
+    _finish_entry(current, doc)
 
 
 def _parse_sphinx(lines: list[str]) -> Docstring:
