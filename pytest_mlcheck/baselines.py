@@ -40,6 +40,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write_bytes
+
 try:  # Python >= 3.11
     import tomllib as _toml_reader
 except ImportError:  # pragma: no cover - Python 3.10
@@ -617,31 +619,6 @@ def lock_for(path: Path):
     directory = os.path.join(tempfile.gettempdir(), "pytest-mlcheck-locks")
     os.makedirs(directory, exist_ok=True)
     return filelock.FileLock(os.path.join(directory, digest + ".lock"), timeout=300)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temp file beside it, then ``os.replace``.
-
-    An exception or a kill at any point leaves the old file intact.
-
-    Args:
-        path: The destination.
-        data: The new content.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _save_npz(path: Path, array: Any) -> None:

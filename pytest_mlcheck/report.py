@@ -16,8 +16,9 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from typing import Any, Iterable
+
+from .atomic import atomic_write_bytes
 
 #: Bump when the JSON report changes incompatibly.
 SCHEMA_VERSION = 1
@@ -200,17 +201,5 @@ def write_json_report(path: str, records: list[CheckRecord], environment: dict[s
     }
     if extra:
         payload.update(_jsonable(extra))
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".mlcheck-report-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    text = json.dumps(payload, indent=2, sort_keys=False) + "\n"
+    atomic_write_bytes(os.path.abspath(path), text.encode("utf-8"))
