@@ -1,4 +1,9 @@
-"""End of session: baseline housekeeping, the JSON report and the terminal section."""
+"""End of session: baseline housekeeping, the JSON report and the terminal section.
+
+Each step reports its own failure as a line in the ``mlcheck`` section and lets the
+next one run, so an unreadable baseline or an unwritable report path never costs
+the summary or the report.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +22,40 @@ def finish_worker(session: pytest.Session, state: MLCheckSession) -> None:
         session: The worker's pytest session.
         state: The worker's plugin state.
     """
-    written, errors = state.baseline_store().flush()
+    try:
+        written, errors = state.baseline_store().flush()
+    except Exception as exc:  # never lose the worker's output to the controller
+        written, errors = [], [f"could not write baselines: {type(exc).__name__}: {exc}"]
     state.written += written
     state.write_errors += errors
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:
         workeroutput["mlcheck"] = state.worker_output()
+
+
+def suite_facts(session: pytest.Session, state: MLCheckSession) -> dict:
+    """Return what a report needs to tell whether (merged) runs cover the whole suite.
+
+    Args:
+        session: The pytest session.
+        state: The plugin state.
+
+    Returns:
+        ``rootdir``, ``baseline_dir``, the collected suite's size and node-id hash, and
+        why this run was partial: ``selection`` (made whole by merging shards) and
+        ``partial`` (never).
+    """
+    from .baselines.prune import partial_reasons
+
+    reasons = partial_reasons(session, state)
+    return {
+        "rootdir": state.rootdir,
+        "baseline_dir": str(state.ini("mlcheck_baseline_dir")),
+        "collected": state.collected,
+        "collected_sha256": state.collected_sha256,
+        "selection": [r for r, selection in reasons if selection],
+        "partial": [r for r, selection in reasons if not selection],
+    }
 
 
 def finish_session(session: pytest.Session, state: MLCheckSession) -> None:
@@ -34,15 +67,32 @@ def finish_session(session: pytest.Session, state: MLCheckSession) -> None:
     """
     from .baselines import finish_baselines
 
-    finish_baselines(session, state)
-    if state.report_path:
-        write_json_report(
-            state.report_path,
-            state.records,
-            fingerprint(),
-            extra={"base_seed": state.base_seed, "baselines_written": state.written,
-                   **state.extra.get("report", {})},
-        )
+    try:
+        finish_baselines(session, state)
+    except Exception as exc:  # the summary and the report must still come out
+        state.baseline_notes.append(f"baseline housekeeping failed: {type(exc).__name__}: {exc}")
+        session.exitstatus = max(int(session.exitstatus), 1)
+    if not state.report_path:
+        return
+    extra = {"base_seed": state.base_seed, "baselines_written": state.written,
+             "tests": dict(state.outcomes)}
+    if state.write_errors:
+        extra["baseline_write_errors"] = list(state.write_errors)
+    if state.unused_baselines:
+        extra["unused_baselines"] = list(state.unused_baselines)
+    if state.pruned_baselines:
+        extra["pruned_baselines"] = list(state.pruned_baselines)
+    try:
+        extra["suite"] = suite_facts(session, state)
+        write_json_report(state.report_path, state.records, fingerprint(), extra=extra)
+    except (OSError, ValueError, TypeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        if isinstance(exc, IsADirectoryError):
+            reason = "it is a directory"
+        state.report_error = (f"could not write the JSON report --mlcheck-report "
+                              f"{state.report_path}: {reason}")
+        state.baseline_notes.append(state.report_error)
+        session.exitstatus = max(int(session.exitstatus), 1)
 
 
 def terminal_lines(state: MLCheckSession, verbose: int = 0) -> list[str]:
@@ -55,7 +105,8 @@ def terminal_lines(state: MLCheckSession, verbose: int = 0) -> list[str]:
     Returns:
         The lines.
     """
-    extra = state.extra.get("summary_lines", [])
-    if not state.records and not state.written and not any(extra):
+    notes = state.baseline_notes
+    if not state.records and not state.written and not any(notes):
         return []
-    return summary.lines(state.records, state.written, extra, verbose=verbose)
+    return summary.lines(state.records, state.written, notes, verbose=verbose,
+                         outcomes=state.outcomes)

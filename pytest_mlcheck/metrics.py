@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import report
+from . import report, validation
 from .baselines import (
     DEFAULT_GROUP,
     BaselineEntryError,
@@ -33,6 +33,8 @@ from .baselines import (
     local_id,
     variant_key,
 )
+from .environment import environment_note, recording_environment
+from .session import MetricDefaults, MLCheckSession
 
 if TYPE_CHECKING:
     import numpy as np
@@ -111,81 +113,17 @@ def verdict(current: float, baseline: float, band: float, direction: str) -> str
     return REGRESSED
 
 
-def recording_environment() -> dict[str, str]:
-    """Return the environment a baseline entry records, without importing torch for it.
-
-    When the test process has imported torch (or torch is not installed) this is the
-    full fingerprint. When torch is installed but nothing imported it, the values came
-    from numpy on the CPU: torch's version and CUDA build are read from its package
-    files, the device is ``cpu``, and the seconds of ``import torch`` are saved.
-
-    Returns:
-        The facets ``python, numpy, torch, cuda, device, platform``.
-    """
-    import sys
-
-    from .environment import fingerprint, torch_installed
-
-    if sys.modules.get("torch") is not None or not torch_installed():
-        return dict(fingerprint())
-    if _PACKAGE_ENV:
-        return dict(_PACKAGE_ENV[0])
-    import importlib.metadata
-    import importlib.util
-    import platform
-    import re
-
-    import numpy as np
-
-    info = {"python": platform.python_version(), "numpy": np.__version__, "torch": "none",
-            "cuda": "none", "device": "cpu", "platform": f"{sys.platform}-{platform.machine()}"}
-    try:
-        info["torch"] = importlib.metadata.version("torch").split("+")[0]
-        spec = importlib.util.find_spec("torch")
-        folder = (spec.submodule_search_locations or [None])[0] if spec else None
-        if folder:
-            with open(f"{folder}/version.py", encoding="utf-8") as fh:
-                match = re.search(r"^cuda(?:: [^=]+)? = '([^']+)'", fh.read(), re.M)
-            if match:
-                info["cuda"] = match.group(1)
-    except Exception:  # an odd install: the full fingerprint is always right
-        return dict(fingerprint())
-    _PACKAGE_ENV.append(info)
-    return dict(info)
-
-
-#: recording_environment's reading of torch's package files (it does not change).
-_PACKAGE_ENV: list[dict[str, str]] = []
-
-
-def _patterns(value: Any, argname: str) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    try:
-        out = tuple(value)
-    except TypeError:
-        raise TypeError(f"{argname} must be metric names or glob patterns, "
-                        f"got {type(value).__name__}") from None
-    for p in out:
-        if not isinstance(p, str):
-            raise TypeError(f"{argname} must hold metric names (str), got {p!r}")
-    return out
-
-
 class MetricRegression:
     """The ``metric_regression`` fixture: metric checks against reviewed baselines.
 
     Args:
         request: The pytest fixture request of the test using it.
+        session: The plugin's session (``plugin.py`` hands it in).
     """
 
-    def __init__(self, request: Any) -> None:
-        from .plugin import SESSION
-
+    def __init__(self, request: Any, session: MLCheckSession) -> None:
         self.config = request.config
-        self.state = request.config.stash[SESSION]
+        self.state = session
         self.nodeid: str = request.node.nodeid
         self.test: str = local_id(self.nodeid)
         store = self.state.baseline_store()
@@ -197,16 +135,16 @@ class MetricRegression:
 
     # ---- options ---------------------------------------------------------------------
 
-    def _defaults(self) -> dict[str, Any]:
+    def _defaults(self) -> MetricDefaults:
         defaults = self.state.metric_defaults
         if defaults is None:
-            defaults = {
-                "atol": self._ini_float("mlcheck_atol"),
-                "rtol": self._ini_float("mlcheck_rtol"),
-                "higher": tuple(self.state.ini("mlcheck_higher_is_better") or ()),
-                "lower": tuple(self.state.ini("mlcheck_lower_is_better") or ()),
-                "env": tuple(self.state.ini("mlcheck_baseline_env") or ()),
-            }
+            defaults = MetricDefaults(
+                atol=self._ini_float("mlcheck_atol"),
+                rtol=self._ini_float("mlcheck_rtol"),
+                higher=tuple(self.state.ini("mlcheck_higher_is_better") or ()),
+                lower=tuple(self.state.ini("mlcheck_lower_is_better") or ()),
+                env=tuple(self.state.ini("mlcheck_baseline_env") or ()),
+            )
             self.state.metric_defaults = defaults
         return defaults
 
@@ -220,21 +158,14 @@ class MetricRegression:
             raise ValueError(f"ini option {key} must be finite and >= 0, got {raw!r}")
         return value
 
-    def _tolerances(self, value: Any, argname: str, names: Iterable[str]) -> dict[str, float]:
-        default = self._defaults()[argname]
+    def _tolerances(self, value: Any, argname: str, names: Iterable[str],
+                    given: set[str] | None = None) -> dict[str, float]:
+        """Return each metric's tolerance; add the metrics the caller gave one for to ``given``."""
+        default = getattr(self._defaults(), argname)
         names = list(names)
         if value is None:
             return {n: default for n in names}
-
-        import numpy as np
-
-        def valid(v: Any, what: str) -> float:
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-                raise TypeError(f"{what} must be a number, got {type(v).__name__}")
-            v = float(v)
-            if not math.isfinite(v) or v < 0:
-                raise ValueError(f"{what} must be finite and >= 0, got {v!r}")
-            return v
+        valid = validation.tolerance
 
         if isinstance(value, Mapping):
             per = {str(k): valid(v, f"{argname}[{k!r}]") for k, v in value.items()}
@@ -247,16 +178,21 @@ class MetricRegression:
             for n in names:
                 hit = per.get(n)
                 if hit is None:
-                    hit = next((v for p, v in per.items() if glob_match(n, (p,))), default)
-                out[n] = hit
+                    hit = next((v for p, v in per.items() if glob_match(n, (p,))), None)
+                if hit is not None and given is not None:
+                    given.add(n)
+                out[n] = default if hit is None else hit
             return out
         v = valid(value, argname)
+        if given is not None:
+            given.update(names)
         return {n: v for n in names}
 
     def _directions(self, names: Iterable[str], higher: Any, lower: Any) -> dict[str, str]:
-        higher = _patterns(higher, "higher_is_better")
-        lower = _patterns(lower, "lower_is_better")
-        ini_h, ini_l = self._defaults()["higher"], self._defaults()["lower"]
+        what = "metric names or glob patterns"
+        higher = validation.names(higher, "higher_is_better", what=what)
+        lower = validation.names(lower, "lower_is_better", what=what)
+        ini_h, ini_l = self._defaults().higher, self._defaults().lower
         if not (higher or lower or ini_h or ini_l):
             return {n: "" for n in names}
         out = {}
@@ -273,11 +209,9 @@ class MetricRegression:
 
     def _key(self, group: str, env: Any) -> tuple[tuple[str, str, str], dict[str, str]]:
         if env is None:
-            facets = self._defaults()["env"]
-        elif isinstance(env, str):
-            facets = (env,)
+            facets = self._defaults().env
         else:
-            facets = tuple(env)
+            facets = validation.names(env, "env", what="environment facets")
         if facets:
             from .environment import select
 
@@ -322,18 +256,6 @@ class MetricRegression:
             f"record this variant on this machine with {self._accept_command()}, or change "
             f"env= (ini mlcheck_baseline_env) to the facets the baselines were keyed by."
         )
-
-    def _env_note(self, entry: dict[str, Any] | None) -> list[str]:
-        if not entry or not entry.get("recorded_in"):
-            return []
-        now = recording_environment()
-        recorded = entry["recorded_in"]
-        diffs = [f"{k} {recorded[k]} (now {now.get(k, 'none')})"
-                 for k in recorded if str(recorded[k]) != now.get(k, "none")]
-        if not diffs:
-            return []
-        return ["the baseline was recorded in a different environment: " + ", ".join(diffs)
-                + "; the difference may come from there rather than from the code."]
 
     def _values(self, key: tuple[str, str, str]) -> dict[str, Any]:
         values: dict[str, Any] = {"file": self.file.rel, "entry": entry_label(key)}
@@ -432,20 +354,10 @@ class MetricRegression:
 
         from .seeding import seeded
 
-        if not callable(fn):
-            raise TypeError(f"fn must be callable with a seed, got {type(fn).__name__}")
-        seeds = list(seeds)
-        for s in seeds:
-            if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
-                raise TypeError(f"seeds must be ints, got {s!r}")
-        if len(seeds) < 2:
-            raise ValueError(f"check_repeated needs at least 2 seeds to measure noise, "
-                             f"got {len(seeds)}")
-        if len(set(int(s) for s in seeds)) != len(seeds):
-            raise ValueError(f"seeds must be distinct, got {seeds}")
-        if isinstance(sigmas, bool) or not isinstance(sigmas, (int, float)) \
-                or not math.isfinite(sigmas) or sigmas <= 0:
-            raise ValueError(f"sigmas must be a finite number > 0, got {sigmas!r}")
+        check = "metric_regression.check_repeated"
+        validation.function(fn, check=check, signature="(seed) -> {metric name: number}")
+        seeds = validation.seeds(seeds, check=check)
+        sigmas = validation.number(sigmas, "sigmas", low=0, low_open=True, check=check)
         runs: list[dict[str, float | int]] = []
         for seed in seeds:
             with seeded(int(seed)):
@@ -457,9 +369,9 @@ class MetricRegression:
                     f"{sorted(runs[0])}; every seed must report the same metrics")
             runs.append(got)
         samples = {m: [float(r[m]) for r in runs] for m in runs[0]}
-        self._compare(samples, [int(s) for s in seeds], name=name, higher=higher_is_better,
+        self._compare(samples, seeds, name=name, higher=higher_is_better,
                       lower=lower_is_better, atol=atol, rtol=rtol, env=env,
-                      method="check_repeated", sigmas=float(sigmas))
+                      method="check_repeated", sigmas=sigmas)
 
     def _compare(self, current: dict[str, Any], seeds: list[int] | None, *, name: Any,
                  higher: Any, lower: Any, atol: Any, rtol: Any, env: Any, method: str,
@@ -484,8 +396,9 @@ class MetricRegression:
                     f"re-record it with {self._accept_command()}")
             base = {}
         names = list(current) + sorted(n for n in base if n not in current)
-        atols = self._tolerances(atol, "atol", names)
-        rtols = self._tolerances(rtol, "rtol", names)
+        given: set[str] = set()
+        atols = self._tolerances(atol, "atol", names, given)
+        rtols = self._tolerances(rtol, "rtol", names, given)
         directions = self._directions(names, higher, lower)
 
         rows: list[dict[str, Any]] = []
@@ -522,6 +435,10 @@ class MetricRegression:
                 row["verdict"] = NEW
             else:
                 band = atols[metric] + rtols[metric] * abs(bm)
+                if type(cur) is int and type(bm) is int and metric not in given:
+                    # Counts compare exactly unless a tolerance is given for them: the
+                    # default band would let 120000 pass for 120001.
+                    band = 0.0
                 if repeated:
                     st = row["stats"]
                     noise = sigmas * math.sqrt(st["std"] ** 2 / st["n"] + b["std"] ** 2 / b["n"])
@@ -613,7 +530,7 @@ class MetricRegression:
             elif r["verdict"] == NON_FINITE:
                 lines.append(f"  {r['metric']} is {r['current']!r}")
         lines.append(f"baseline: {self.file.rel} {entry_label(key)}")
-        lines += self._env_note(entry)
+        lines += environment_note((entry or {}).get("recorded_in"))
         lines.append("likely causes:")
         for verdict_name in (NON_FINITE, REGRESSED, MISSING, NEW):
             if any(r["verdict"] == verdict_name for r in failing):
@@ -698,15 +615,9 @@ class MetricRegression:
                     f"be read without unpickling ({exc}); re-record it with "
                     f"{self._accept_command()}") from None
         if base_arr is not None:
-            result = OK
-            if tuple(base_arr.shape) != arr.shape:
-                problems.append(f"shape changed: {list(base_arr.shape)} -> {list(arr.shape)}")
-            if str(base_arr.dtype) != str(arr.dtype):
-                problems.append(f"dtype changed: {base_arr.dtype} -> {arr.dtype}")
-            if not problems:
-                problems += self._array_mismatch(base_arr, arr, tol_a, tol_r, values)
-            if problems:
-                result = REGRESSED
+            problems = self._array_differences(base_arr, arr, tol_a, tol_r, values,
+                                               integer_tolerance=atol is not None or rtol is not None)
+            result = REGRESSED if problems else OK
         will_write = self.state.update and result != OK
         if will_write:
             file_name = array_file_name(self.file.stem, key)
@@ -730,45 +641,33 @@ class MetricRegression:
             raise AssertionError(message)
 
     @staticmethod
-    def _array_mismatch(base: np.ndarray, cur: np.ndarray, atol: float, rtol: float,
-                        values: dict[str, Any]) -> list[str]:
+    def _array_differences(base: np.ndarray, cur: np.ndarray, atol: float, rtol: float,
+                           values: dict[str, Any], integer_tolerance: bool) -> list[str]:
+        """Return the problem lines of a snapshot comparison; add its numbers to ``values``."""
         import numpy as np
 
-        b = base.astype(np.float64)
-        c = cur.astype(np.float64)
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            diff = np.abs(c - b)
-            same_special = (np.isnan(b) & np.isnan(c)) | (np.isinf(b) & (b == c))
-            # NaN-safe: a NaN difference is not <= anything, so it counts as a mismatch.
-            bad = ~(diff <= atol + rtol * np.abs(b)) & ~same_special
-            rel = np.where(b != 0, diff / np.abs(b), np.inf)
-        count = int(bad.sum())
-        values["mismatches"] = count
-        values["size"] = int(b.size)
-        if not count:
-            finite = diff[np.isfinite(diff)]
+        from .compare import diff_trees
+
+        # Integer and bool snapshots (token ids, masks) compare exactly unless the
+        # test gave a tolerance: the default rtol would let 120000 pass for 120001.
+        found = diff_trees(base, cur, root="array", labels=("baseline", "current"),
+                           atol=atol, rtol=rtol, integer_tolerance=integer_tolerance)
+        values["size"] = int(base.size)
+        if not found:
+            values["mismatches"] = 0
+            with np.errstate(all="ignore"):
+                gaps = np.abs(cur.astype(np.float64) - base.astype(np.float64))
+            finite = gaps[np.isfinite(gaps)]
             values["delta"] = float(finite.max()) if finite.size else 0.0
             return []
-        bad_diff = diff[bad]
-        finite = bad_diff[np.isfinite(bad_diff)]
-        max_abs = float(finite.max()) if finite.size else float("nan")
-        bad_rel = rel[bad]
-        finite_rel = bad_rel[np.isfinite(bad_rel)]
-        max_rel = float(finite_rel.max()) if finite_rel.size else float("inf")
-        values.update(delta=max_abs, max_abs_error=max_abs, max_rel_error=max_rel)
-        lines = [f"{count} of {b.size} elements ({100.0 * count / max(b.size, 1):.3g}%) differ "
-                 f"beyond atol {atol:g} + rtol {rtol:g}·|baseline|; max abs error "
-                 f"{max_abs:.6g}, max rel error {max_rel:.6g}"]
-        new_nonfinite = int((~np.isfinite(c) & np.isfinite(b)).sum())
-        if new_nonfinite:
-            lines.append(f"{new_nonfinite} element(s) became NaN or infinite")
-        first = np.argwhere(bad)[:5]
-        shown = []
-        for idx in first:
-            t = tuple(int(i) for i in idx)
-            shown.append(f"    index {list(t)}: baseline {base[t].item()!r}, current {cur[t].item()!r}")
-        lines.append("first mismatching elements:\n" + "\n".join(shown))
-        return lines
+        diff = found[0]
+        if diff.what != "values":
+            return [diff.text.split(": ", 1)[1]]
+        v = diff.values
+        values.update(mismatches=v["n_diff"], delta=v["max_abs_diff"],
+                      max_abs_error=v["max_abs_diff"], max_rel_error=v["max_rel_diff"],
+                      first_mismatches=v["mismatches"])
+        return diff.text.splitlines()[1:]
 
     def _array_message(self, key: tuple[str, str, str], name: str, result: str,
                        problems: list[str], entry: dict[str, Any] | None) -> str:
@@ -779,9 +678,9 @@ class MetricRegression:
         else:
             lines.append(f"metric_regression.check_array: array {name!r} of {self.nodeid} "
                          f"differs from its snapshot")
-            lines += [f"  {p}" for p in problems]
+            lines += [f"  {p.strip()}" for p in problems]
             lines.append(f"baseline: {self.file.rel} {entry_label(key)}")
-            lines += self._env_note(entry)
+            lines += environment_note((entry or {}).get("recorded_in"))
             lines.append(
                 "likely causes: a change to the model, its weights or initialisation, the "
                 "preprocessing of the fixed batch, the dtype (float32 vs float64) or the "

@@ -9,9 +9,8 @@ from __future__ import annotations
 import pytest
 
 from . import report
-from .session import MLCheckSession
+from .session import SESSION, MLCheckSession
 
-SESSION = pytest.StashKey[MLCheckSession]()
 RECORDS = pytest.StashKey[list]()
 
 SKIP_REASON = "ML check: run pytest --mlcheck"
@@ -138,6 +137,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     from .finish import terminal_lines
 
     out = terminal_lines(state, verbose=config.get_verbosity())
+    if config.get_verbosity() < 0:
+        # -q hides the header; the fingerprint is what makes a failure reproducible.
+        out = (pytest_report_header(config) or []) + out
     if out:
         terminalreporter.write_sep("=", "mlcheck")
         for line in out:
@@ -152,6 +154,18 @@ class _ReportCollector:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.state.add_report_records(report)
+
+    # pytest-shard and others filter with items[:] = ... and never call
+    # pytest_deselected, so pruning also compares the items around every plugin's hook.
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]):
+        before = [item.nodeid for item in items]
+        try:
+            return (yield)
+        finally:
+            from .baselines.prune import note_collection
+
+            note_collection(self.state, before, items)
 
     # Pruning unused baselines needs to know that the whole suite ran: nothing
     # deselected, no collection error, no crashed xdist worker.
@@ -183,7 +197,7 @@ def metric_regression(request: pytest.FixtureRequest):
     """Compare metrics against baselines reviewed in pull requests (see README)."""
     from .metrics import MetricRegression
 
-    return MetricRegression(request)
+    return MetricRegression(request, request.config.stash[SESSION])
 
 
 @pytest.fixture

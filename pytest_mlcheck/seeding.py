@@ -44,11 +44,9 @@ def seed_everything(seed: int) -> int:
     """
     import numpy as np  # imported here so loading the plugin does not import numpy
 
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    seed = int(seed)
-    if not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    from .validation import seed as check_seed
+
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch = _torch()

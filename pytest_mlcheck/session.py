@@ -1,19 +1,45 @@
 """Per-session state of the plugin: options, the collected records, what ran.
 
-One :class:`MLCheckSession` lives in ``config.stash``. On the controller (or in a
-plain session) it gathers every test's :class:`~pytest_mlcheck.report.CheckRecord`
+One :class:`MLCheckSession` lives in ``config.stash[SESSION]``. On the controller (or
+in a plain session) it gathers every test's :class:`~pytest_mlcheck.report.CheckRecord`
 from the test reports, which pytest-xdist ships from workers unchanged.
+
+Who reads and writes what: ``plugin.py`` creates the session and hands it to each
+fixture (fixtures never import ``plugin.py``); check families write their session-level
+results into the typed fields below; ``finish.py`` reads those fields for the terminal
+section and the JSON report. Nothing here imports a check family at module level, so
+this module is the bottom of the import graph next to ``report.py``.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from .report import CheckRecord
 from .seeding import DEFAULT_BASE_SEED
+
+
+@dataclass(frozen=True)
+class MetricDefaults:
+    """``metric_regression``'s ini defaults, read and validated once per session.
+
+    Attributes:
+        atol: ``mlcheck_atol``.
+        rtol: ``mlcheck_rtol``.
+        higher: ``mlcheck_higher_is_better`` patterns.
+        lower: ``mlcheck_lower_is_better`` patterns.
+        env: ``mlcheck_baseline_env`` facets.
+    """
+
+    atol: float
+    rtol: float
+    higher: tuple[str, ...]
+    lower: tuple[str, ...]
+    env: tuple[str, ...]
 
 
 class MLCheckSession:
@@ -35,7 +61,8 @@ class MLCheckSession:
         self.outcomes: dict[str, str] = {}
         #: Baseline files written by this process (reported in the summary).
         self.written: list[str] = []
-        #: Free-form session-level results of check families (e.g. pruning).
+        #: Deprecated free-form results; the baseline housekeeping moves to typed
+        #: fields (kept only until every family writes typed fields).
         self.extra: dict[str, Any] = {}
         #: Tests deselected (-k, -m, --deselect, --lf...) and failed collections, summed
         #: over xdist workers: pruning needs a whole-suite run.
@@ -47,7 +74,21 @@ class MLCheckSession:
         self.write_errors: list[str] = []
         self._baselines: Any = None
         #: metric_regression's ini defaults, read once per session.
-        self.metric_defaults: dict[str, Any] | None = None
+        self.metric_defaults: MetricDefaults | None = None
+        #: End-of-session baseline housekeeping (``baselines.prune``): lines for the
+        #: terminal section, entries no test used, entries deleted by --mlcheck-prune.
+        self.baseline_notes: list[str] = []
+        self.unused_baselines: list[str] = []
+        self.pruned_baselines: list[str] = []
+        #: Why --mlcheck-report could not be written ("" when it was, or not asked).
+        self.report_error: str = ""
+        #: The suite as collected, seen around every plugin's
+        #: pytest_collection_modifyitems: its size, a hash of its sorted node ids,
+        #: and how many items plugins removed (pytest-shard does ``items[:] = ...``
+        #: without pytest_deselected). Pruning needs nothing removed.
+        self.collected: int = 0
+        self.collected_sha256: str = ""
+        self.dropped_by_plugins: int = 0
 
     def baseline_store(self) -> Any:
         """Return this process's :class:`~pytest_mlcheck.baselines.BaselineStore`."""
@@ -60,7 +101,9 @@ class MLCheckSession:
     def worker_output(self) -> dict[str, Any]:
         """Return what an xdist worker sends to the controller when it finishes."""
         return {"written": list(self.written), "write_errors": list(self.write_errors),
-                "deselected": self.deselected, "collect_errors": self.collect_errors}
+                "deselected": self.deselected, "collect_errors": self.collect_errors,
+                "collected": self.collected, "collected_sha256": self.collected_sha256,
+                "dropped_by_plugins": self.dropped_by_plugins}
 
     def merge_worker_output(self, data: dict[str, Any] | None, error: object = None) -> None:
         """Add what a finished xdist worker sent (see :meth:`worker_output`).
@@ -78,6 +121,10 @@ class MLCheckSession:
         # Every worker collects (and deselects) the whole suite; one count is enough.
         self.deselected = max(self.deselected, int(data.get("deselected", 0)))
         self.collect_errors = max(self.collect_errors, int(data.get("collect_errors", 0)))
+        self.dropped_by_plugins = max(self.dropped_by_plugins,
+                                      int(data.get("dropped_by_plugins", 0)))
+        self.collected = max(self.collected, int(data.get("collected", 0)))
+        self.collected_sha256 = self.collected_sha256 or str(data.get("collected_sha256", ""))
 
     def ini(self, name: str) -> Any:
         """Return an ini value of ours."""
@@ -98,3 +145,8 @@ class MLCheckSession:
             return os.path.relpath(path, self.rootdir)
         except ValueError:
             return path
+
+
+#: Where the session lives: ``config.stash[SESSION]``. Defined here, not in
+#: ``plugin.py``, so that code needing the key never imports the plugin module.
+SESSION = pytest.StashKey[MLCheckSession]()

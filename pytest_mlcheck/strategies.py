@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from . import arrays as _arrays
-from .shapes import Spec, _check_dims, _dtype_kind, _dtype_name, _parse
+from .shapes.spec import Spec, check_dims, dtype_kind, normalize_dtype, parse_spec
 
 #: Most dimensions drawn for one ``*name`` or ``...``.
 MAX_VARIADIC_DIMS = 3
@@ -27,7 +27,7 @@ MAX_VARIADIC_DIMS = 3
 
 def _elements(dtype: str, low: Any, high: Any) -> st.SearchStrategy | None:
     """Finite values by default: NaN and inf belong in tests that ask for them."""
-    kind = _dtype_kind(dtype)
+    kind = dtype_kind(dtype)
     if kind == "f":
         width = {"float16": 16, "float32": 32, "bfloat16": 32}.get(dtype, 64)
         lo = -1e3 if low is None else float(low)
@@ -51,8 +51,8 @@ class _Item:
         else:
             low = high = None
         self.key = key
-        self.parsed = _parse(spec, key)
-        self.dtype = _dtype_name("float32" if dtype is None else dtype, f"{key} dtype")
+        self.parsed = parse_spec(spec, key)
+        self.dtype = normalize_dtype("float32" if dtype is None else dtype, f"{key} dtype")
         if numpy_only and self.dtype == "bfloat16":
             raise ValueError(f"{key}: numpy has no bfloat16; use tensors() for bfloat16")
         if elements is not None and not isinstance(elements, st.SearchStrategy):
@@ -133,7 +133,7 @@ def arrays(spec: Any, *, dims: Mapping[str, Any] | None = None, dtype: Any = "fl
         A hypothesis strategy of numpy arrays.
     """
     _check_sides(min_side, max_side)
-    fixed = _check_dims(dims)
+    fixed = check_dims(dims)
     item = _Item("spec", spec, None if isinstance(spec, Spec) else dtype, elements, True)
     _validate_names([item], fixed)
     return _draw([item], fixed, min_side, max_side).map(lambda d: d["spec"])
@@ -160,7 +160,7 @@ def tensors(spec: Any, *, dims: Mapping[str, Any] | None = None, dtype: Any = "f
     """
     torch = _arrays.require_torch("pytest_mlcheck.strategies.tensors()")
     _check_sides(min_side, max_side)
-    fixed = _check_dims(dims)
+    fixed = check_dims(dims)
     item = _Item("spec", spec, None if isinstance(spec, Spec) else dtype, elements, False)
     _validate_names([item], fixed)
     target = getattr(torch, item.dtype)

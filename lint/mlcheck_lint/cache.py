@@ -1,4 +1,4 @@
-"""The per-file result cache.
+"""The per-file result cache, and the one atomic file writer the linter uses.
 
 One JSON file per configuration, ``<cache dir>/<key>.json``, maps each linted path to
 the hash of its bytes and what linting it produced (findings, noqa comments and the
@@ -7,35 +7,80 @@ linter and of every enabled rule's module, the enabled codes and the settings, s
 change to any of them starts a fresh cache. A file whose bytes hash the same is not
 read by a worker, not parsed and not checked again.
 
-The folder is ``.mlcheck-lint-cache`` in the project root (``cache-dir`` key or
-``--cache-dir`` to move it, ``--no-cache`` to skip it). It holds a ``.gitignore`` and a
-``CACHEDIR.TAG`` so that git and backup tools skip it.
+Where it lives
+    ``.mlcheck-lint-cache`` in the project root (the folder of ``pyproject.toml``;
+    ``cache-dir`` key or ``--cache-dir`` to move it, ``--no-cache`` to skip it). With no
+    ``pyproject.toml`` there is no project, and the cache goes to a private per-user
+    folder (``$XDG_CACHE_HOME/mlcheck-lint/<hash of the folder>``, mode 0700), never
+    into the working directory.
+
+What is trusted
+    A cache can be restored from another branch or written by someone else, so it is
+    treated as input, not as truth:
+
+    * only a folder this tool created is used: it is made as a new folder with a
+      ``CACHEDIR.TAG`` naming mlcheck-lint (and a ``.gitignore`` of ``*``, written only
+      into that new folder); an existing folder without our tag is refused;
+    * an entry answers only for a file whose full content hashes the same (BLAKE2b,
+      256 bits), and only when its shape is exactly what the engine writes; an entry of
+      another shape, naming another path, or a cache file owned by another user or
+      writable by everyone, is ignored (it only costs speed);
+    * fix edits are never taken from it: ``--fix`` and ``--diff`` recompute every
+      edit from the file's current bytes (:mod:`mlcheck_lint.fixes`).
+
+Files are written with :func:`write_atomic`: a temporary file in the same folder,
+``fsync``, then ``os.replace``, so a crash or a full disk leaves the old file whole.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
-import tempfile
+import secrets
+import shutil
+import stat
 from pathlib import Path
 from typing import Any
 
 from ._version import __version__
 
-_FORMAT = 1
+_FORMAT = 2
+
+#: The cache directory tag standard's signature (https://bford.info/cachedir/).
+CACHEDIR_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
+CACHEDIR_TAG = (f"{CACHEDIR_SIGNATURE}\n"
+                "# This file is a cache directory tag created by mlcheck-lint.\n"
+                "# The folder only holds the linter's cache and is safe to delete.\n"
+                "# For information about cache directory tags see https://bford.info/cachedir/\n")
+_OWNER_MARK = "mlcheck-lint"
+
+
+class CacheError(Exception):
+    """The cache folder cannot be used: it exists and is not ours, or is not a folder.
+
+    Args:
+        folder: The folder.
+        reason: What is wrong and what to do.
+    """
+
+    def __init__(self, folder: Path, reason: str) -> None:
+        super().__init__(f"{folder}: cache-dir: {reason}")
+        self.folder = folder
+        self.reason = reason
 
 
 def content_hash(data: bytes) -> str:
     """Return the hash that identifies a file's content.
 
     Args:
-        data: The file's bytes.
+        data: The file's bytes (all of them: the hash covers the full content).
 
     Returns:
-        A hex digest.
+        A hex digest (BLAKE2b, 256 bits).
     """
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    return hashlib.blake2b(data, digest_size=32).hexdigest()
 
 
 def config_key(parts: Any) -> str:
@@ -65,11 +110,242 @@ def source_fingerprint(modules: list[Any]) -> str:
         path = getattr(module, "__file__", None)
         if path:
             try:
-                stat = os.stat(path)
+                info = os.stat(path)
             except OSError:
                 continue
-            parts.append((path, stat.st_size, stat.st_mtime_ns))
+            parts.append((path, info.st_size, info.st_mtime_ns))
     return hashlib.blake2b(repr(sorted(parts)).encode(), digest_size=12).hexdigest()
+
+
+# --------------------------------------------------------------------------- where
+
+
+def user_cache_root() -> Path:
+    """Return the per-user folder that holds caches of runs outside any project.
+
+    Returns:
+        ``$XDG_CACHE_HOME/mlcheck-lint`` (``~/.cache/mlcheck-lint`` by default).
+    """
+    base = os.environ.get("XDG_CACHE_HOME") or ""
+    # A relative XDG_CACHE_HOME is invalid by the spec; it would put the cache into
+    # whatever the working folder is, which is the thing to avoid.
+    root = Path(base) if os.path.isabs(base) else Path.home() / ".cache"
+    return root / "mlcheck-lint"
+
+
+def user_cache_dir(project_root: Path) -> Path:
+    """Return the private cache folder for a run that has no ``pyproject.toml``.
+
+    Args:
+        project_root: The folder the run treats as its root.
+
+    Returns:
+        A folder below :func:`user_cache_root`, named by a hash of the root's path.
+    """
+    name = hashlib.blake2b(str(project_root.resolve()).encode(), digest_size=8).hexdigest()
+    return user_cache_root() / name
+
+
+def _is_private(folder: Path) -> bool:
+    try:
+        return folder.resolve().is_relative_to(user_cache_root().resolve())
+    except (OSError, ValueError, AttributeError):  # is_relative_to is 3.9+; resolve may fail
+        return False
+
+
+def is_ours(folder: Path) -> bool:
+    """Say whether a folder is a cache folder this tool created.
+
+    Args:
+        folder: An existing folder.
+
+    Returns:
+        Whether it holds a ``CACHEDIR.TAG`` that starts with the standard signature and
+        names mlcheck-lint.
+    """
+    tag = folder / "CACHEDIR.TAG"
+    try:
+        if not stat.S_ISREG(os.lstat(tag).st_mode):
+            return False
+        with open(tag, "rb") as fh:
+            head = fh.read(512).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return head.startswith(CACHEDIR_SIGNATURE) and _OWNER_MARK in head
+
+
+def check_folder(folder: Path) -> None:
+    """Refuse a cache folder that exists and was not created by this tool.
+
+    Args:
+        folder: The configured cache folder.
+
+    Raises:
+        CacheError: It is a file, or a folder without our ``CACHEDIR.TAG`` (writing a
+            ``.gitignore`` of ``*`` into, say, ``tests/`` would hide the tests from git).
+    """
+    try:
+        info = os.stat(folder)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise CacheError(folder, f"cannot be read ({exc.strerror}); fix its permissions, "
+                                 "or pass --no-cache") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise CacheError(folder, "exists and is not a folder; choose a new path for the cache")
+    if not is_ours(folder):
+        raise CacheError(folder, "exists and is not an mlcheck-lint cache (it has no CACHEDIR.TAG "
+                                 "written by mlcheck-lint); the cache only uses a folder it "
+                                 "creates itself. Choose a path that does not exist yet, or "
+                                 "pass --no-cache")
+
+
+def _create_folder(folder: Path, private: bool) -> None:
+    """Create a new cache folder with its markers, atomically: it appears complete or not at all."""
+    parent = folder.parent
+    if private:
+        # The per-user tree is 0700, so no other user can plant entries in it.
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = parent / f".{folder.name}.{secrets.token_hex(6)}.new"
+    os.mkdir(staging, 0o700 if private else 0o777)  # the kernel applies the umask
+    try:
+        _write_new(staging / "CACHEDIR.TAG", CACHEDIR_TAG.encode())
+        _write_new(staging / ".gitignore", b"# Created by mlcheck-lint: this folder is a cache.\n*\n")
+        try:
+            os.rename(staging, folder)
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            # Another process created it first (a concurrent run): use it if it is ours.
+            check_folder(folder)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def write_atomic(path: Path, data: bytes, mode: int | None = None,
+                 owner: tuple[int, int] | None = None) -> None:
+    """Replace (or create) a file so that it is either the old or the new content.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk, and the
+    temporary file is renamed over the target. A full disk, a kill or a crash leaves
+    the old file intact and at most a stray ``.*.tmp`` file.
+
+    Args:
+        path: The file. A symlink is replaced, not followed; resolve it first to write
+            its target.
+        data: The new content.
+        mode: Permission bits to give the file (``None``: the default for a new file,
+            which respects the umask). Pass the old file's mode to keep it.
+        owner: ``(uid, gid)`` to give the file, when the process may (root fixing
+            another user's file); otherwise the file belongs to whoever writes it.
+
+    Raises:
+        OSError: The folder is not writable, the disk is full, or the rename failed;
+            the target is unchanged.
+    """
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if owner is not None and hasattr(os, "fchown"):
+                try:
+                    os.fchown(fh.fileno(), *owner)
+                except OSError:
+                    pass  # not permitted: the writer owns the new file, as with any editor
+            if mode is not None:
+                # After fchown, which may clear set-id bits.
+                os.fchmod(fh.fileno(), stat.S_IMODE(mode))
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable; not every file system allows it
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+# --------------------------------------------------------------------------- entries
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _opt_int(value: Any) -> bool:
+    return value is None or _is_int(value)
+
+
+def _valid_fix(fix: Any) -> bool:
+    if fix is None:
+        return True
+    if not (isinstance(fix, dict) and fix.get("safety") in ("safe", "unsafe")
+            and isinstance(fix.get("description"), str) and isinstance(fix.get("edits"), list)):
+        return False
+    return all(isinstance(e, list) and len(e) == 5 and all(_is_int(v) for v in e[:4])
+               and isinstance(e[4], str) for e in fix["edits"])
+
+
+def _valid_finding(d: Any, path: str) -> bool:
+    return (isinstance(d, dict) and isinstance(d.get("code"), str)
+            and isinstance(d.get("message"), str) and _is_int(d.get("line"))
+            and _is_int(d.get("col")) and _opt_int(d.get("end_line"))
+            and _opt_int(d.get("end_col")) and _opt_int(d.get("cell"))
+            and d.get("path") in (None, "", path) and _valid_fix(d.get("fix")))
+
+
+def _valid_noqa(entry: Any) -> bool:
+    return (isinstance(entry, list) and len(entry) >= 4 and all(_is_int(v) for v in entry[:3])
+            and (entry[3] is None or (isinstance(entry[3], list)
+                                      and all(isinstance(c, str) for c in entry[3]))))
+
+
+def valid_entry(path: str, entry: Any) -> bool:
+    """Say whether a cache entry has exactly the shape the engine writes.
+
+    Args:
+        path: The project-relative path it is stored under.
+        entry: The stored value.
+
+    Returns:
+        ``False`` for anything else (a hand-edited, truncated, foreign or poisoned
+        entry), which the cache then treats as a miss.
+    """
+    if not isinstance(entry, dict) or not isinstance(entry.get("hash"), str):
+        return False
+    findings, facts, noqa = entry.get("findings"), entry.get("facts"), entry.get("noqa")
+    return (isinstance(findings, list) and all(_valid_finding(d, path) for d in findings)
+            and isinstance(facts, dict) and all(isinstance(k, str) for k in facts)
+            and isinstance(noqa, list) and all(_valid_noqa(n) for n in noqa)
+            and entry.get("errors", []) == [] and isinstance(entry.get("parsed", False), bool))
+
+
+def _trusted_file(fh: Any) -> bool:
+    info = os.fstat(fh.fileno())
+    # World-writable means anyone could have written it. Group-writable is normal under
+    # a 002 umask (a private group per user), so ownership is what decides.
+    if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o002:
+        return False
+    euid = os.geteuid() if hasattr(os, "geteuid") else None
+    return euid is None or info.st_uid == euid
 
 
 class Cache:
@@ -78,36 +354,48 @@ class Cache:
     Args:
         folder: The cache folder, or ``None`` to disable caching.
         key: The configuration key (:func:`config_key`).
+
+    Raises:
+        CacheError: The folder exists and was not created by this tool.
     """
 
     def __init__(self, folder: Path | None, key: str) -> None:
         self.folder = folder
         self.key = key
-        self.entries: dict[str, dict[str, Any]] = {}
+        self.entries: dict[str, Any] = {}
         self._dirty = False
-        if folder is not None:
-            try:
-                with open(folder / f"{key}.json", encoding="utf-8") as fh:
-                    data = json.load(fh)
-                if isinstance(data, dict) and data.get("format") == _FORMAT:
-                    self.entries = data.get("files", {})
-            except (OSError, ValueError):
-                self.entries = {}
+        if folder is None:
+            return
+        check_folder(folder)
+        try:
+            with open(folder / f"{key}.json", "rb") as fh:
+                if not _trusted_file(fh):
+                    return
+                data = json.loads(fh.read().decode("utf-8"))
+        except (OSError, ValueError, RecursionError):
+            return
+        if isinstance(data, dict) and data.get("format") == _FORMAT and isinstance(data.get("files"), dict):
+            self.entries = data["files"]
 
     def get(self, path: str, digest: str) -> dict[str, Any] | None:
         """Return the stored result for a file whose content hash matches.
 
         Args:
             path: The file's project-relative path.
-            digest: The hash of its current bytes.
+            digest: The hash of its current bytes (:func:`content_hash`).
 
         Returns:
-            The result, or ``None`` on a miss.
+            The result, or ``None`` on a miss (no entry, another hash, or an entry of a
+            shape the engine does not write).
         """
         entry = self.entries.get(path)
-        if entry is not None and entry.get("hash") == digest:
-            return entry
-        return None
+        if entry is None or not isinstance(entry, dict) or entry.get("hash") != digest:
+            return None
+        if not valid_entry(path, entry):
+            self.entries.pop(path, None)
+            self._dirty = True
+            return None
+        return entry
 
     def put(self, path: str, result: dict[str, Any]) -> None:
         """Store a file's result (which carries its ``hash``).
@@ -125,16 +413,12 @@ class Cache:
         if self.folder is None or not self._dirty:
             return
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            for name, text in ((".gitignore", "*\n"),
-                               ("CACHEDIR.TAG", "Signature: 8a477f597d28d172789f06886806bc55\n"
-                                                "# mlcheck-lint cache; safe to delete.\n")):
-                marker = self.folder / name
-                if not marker.exists():
-                    marker.write_text(text, encoding="utf-8")
-            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"format": _FORMAT, "files": self.entries}, fh, separators=(",", ":"))
-            os.replace(tmp, self.folder / f"{self.key}.json")
-        except OSError:
+            if not os.path.isdir(self.folder):
+                _create_folder(self.folder, _is_private(self.folder))
+            elif not is_ours(self.folder):
+                return  # replaced by something else during the run: leave it alone
+            payload = json.dumps({"format": _FORMAT, "files": self.entries}, separators=(",", ":"))
+            write_atomic(self.folder / f"{self.key}.json", payload.encode("utf-8"),
+                         mode=0o600 if _is_private(self.folder) else None)
+        except (OSError, CacheError):
             pass

@@ -1,7 +1,10 @@
 """Configuration: ``[tool.mlcheck.lint]`` of the nearest ``pyproject.toml``, then the CLI.
 
 Every key is validated here, once, so rules receive a clean :class:`~mlcheck_lint.api.Settings`
-and the user gets one error naming the file, the key and the reason.
+and the user gets one error naming the file, the key and the reason. The engine's own keys
+(selection, excludes, cache, file size) are listed here; every other key is an option a
+rule family declares in its ``OPTIONS`` (:class:`~mlcheck_lint.api.Option`) and is
+validated generically from that declaration.
 
 Rule selection follows ruff: ``select`` replaces the default set (every rule whose
 default is ``on``), ``extend-select`` adds to it and ``ignore`` removes from it. Each
@@ -19,7 +22,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable
 
-from .api import Settings
+from .api import Option, Settings, family_options
 
 CONFIG_TABLE = "[tool.mlcheck.lint]"
 DEFAULT_CACHE_DIR = ".mlcheck-lint-cache"
@@ -29,11 +32,13 @@ DEFAULT_EXCLUDE = (".venv", "venv", ".git", ".hg", ".tox", ".nox", ".eggs", "*.e
                    "build", "dist", "__pycache__", "node_modules", ".mypy_cache",
                    ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints")
 
-_KEYS = {"select", "extend-select", "ignore", "per-file-ignores", "exclude",
-         "extend-exclude", "docstring-convention", "docstring-coverage", "public-api",
-         "packages", "cache-dir"}
-_CONVENTIONS = ("google", "numpy", "sphinx", "auto")
-_PUBLIC_API = ("auto", "underscore", "all")
+#: Files larger than this are reported (MLC000 "too large") instead of parsed: a
+#: generated multi-megabyte literal costs minutes and gigabytes for nothing.
+DEFAULT_MAX_FILE_SIZE = 4 * 1024 * 1024
+
+#: The engine's own keys; families add theirs through ``OPTIONS``.
+_ENGINE_KEYS = {"select", "extend-select", "ignore", "per-file-ignores", "exclude",
+                "extend-exclude", "cache-dir", "max-file-size"}
 
 
 class ConfigError(Exception):
@@ -66,6 +71,7 @@ class LintConfig:
     extend_exclude: tuple[str, ...] = ()
     settings: Settings = Settings()
     cache_dir: Path | None = None
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
 
     @property
     def excludes(self) -> tuple[str, ...]:
@@ -187,7 +193,7 @@ def find_config(start: Path) -> Path | None:
         if path.is_file():
             first = first or path
             try:
-                if "lint" in load_toml(path).get("tool", {}).get("mlcheck", {}):
+                if isinstance(lint_table(load_toml(path), str(path)), dict):
                     return path
             except Exception:  # a broken pyproject elsewhere is reported when it is used
                 continue
@@ -241,15 +247,14 @@ def detect_packages(root: Path, pyproject: dict[str, Any]) -> tuple[str, ...]:
     Returns:
         Sorted package names.
     """
-    setuptools = pyproject.get("tool", {}).get("setuptools", {})
+    setuptools = _table(_table(pyproject, "tool"), "setuptools")
     names = set()
     package_dir = setuptools.get("package-dir", {})
     if isinstance(package_dir, dict):
-        names.update(k for k in package_dir if k and k.isidentifier())
+        names.update(k for k in package_dir if isinstance(k, str) and k.isidentifier())
     bases = [root, root / "src"]
-    find = setuptools.get("packages", {})
-    if isinstance(find, dict):
-        where = find.get("find", {}).get("where", [])
+    where = _table(_table(setuptools, "packages"), "find").get("where", [])
+    if isinstance(where, list):
         bases += [root / w for w in where if isinstance(w, str)]
     for base in bases:
         try:
@@ -262,6 +267,11 @@ def detect_packages(root: Path, pyproject: dict[str, Any]) -> tuple[str, ...]:
                     and os.path.isfile(os.path.join(entry.path, "__init__.py"))):
                 names.add(entry.name)
     return tuple(sorted(names))
+
+
+def _table(data: Any, name: str) -> dict[str, Any]:
+    value = data.get(name, {}) if isinstance(data, dict) else {}
+    return value if isinstance(value, dict) else {}
 
 
 def load_config(start: Path, codes: Iterable[str], config_file: Path | None = None) -> LintConfig:
@@ -295,13 +305,13 @@ def load_config(start: Path, codes: Iterable[str], config_file: Path | None = No
     except Exception as exc:
         raise ConfigError(source, "pyproject.toml", f"cannot be read as TOML: {exc}") from None
     root = path.parent
-    table = data.get("tool", {}).get("mlcheck", {}).get("lint", {})
-    if not isinstance(table, dict):
-        raise ConfigError(source, CONFIG_TABLE, "must be a table")
-    unknown = sorted(set(table) - _KEYS)
+    table = lint_table(data, source) or {}
+    options = family_options()
+    keys = _ENGINE_KEYS | set(options)
+    unknown = sorted(set(table) - keys)
     if unknown:
         raise ConfigError(source, f"{CONFIG_TABLE} {unknown[0]}",
-                          f"unknown key; valid keys: {', '.join(sorted(_KEYS))}")
+                          f"unknown key; valid keys: {', '.join(sorted(keys))}")
     key = lambda k: f"{CONFIG_TABLE} {k}"  # noqa: E731
     fields: dict[str, Any] = {"root": root, "config_file": path}
     if "select" in table:
@@ -323,36 +333,73 @@ def load_config(start: Path, codes: Iterable[str], config_file: Path | None = No
     for name in ("exclude", "extend-exclude"):
         if name in table:
             fields[name.replace("-", "_")] = _strings(table[name], source, key(name))
-    settings: dict[str, Any] = {}
-    if "docstring-convention" in table:
-        value = table["docstring-convention"]
-        if value not in _CONVENTIONS:
-            raise ConfigError(source, key("docstring-convention"),
-                              f"{value!r} is not one of {', '.join(_CONVENTIONS)}")
-        settings["docstring_convention"] = value
-    if "docstring-coverage" in table:
-        value = table["docstring-coverage"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
-            raise ConfigError(source, key("docstring-coverage"),
-                              f"{value!r} is not a percentage between 0 and 100")
-        settings["docstring_coverage"] = float(value)
-    if "public-api" in table:
-        value = table["public-api"]
-        if value not in _PUBLIC_API:
-            raise ConfigError(source, key("public-api"),
-                              f"{value!r} is not one of {', '.join(_PUBLIC_API)}")
-        settings["public_api"] = value
-    if "packages" in table:
-        names = _strings(table["packages"], source, key("packages"))
-        bad = [n for n in names if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*", n)]
-        if bad:
-            raise ConfigError(source, key("packages"), f"{bad[0]!r} is not a package name")
-        settings["packages"] = names
-    else:
-        settings["packages"] = detect_packages(root, data)
-    fields["settings"] = Settings(**settings)
+    if "max-file-size" in table:
+        value = table["max-file-size"]
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(source, key("max-file-size"),
+                              f"{value!r} is not a positive number of bytes (default "
+                              f"{DEFAULT_MAX_FILE_SIZE}, i.e. 4 MiB)")
+        fields["max_file_size"] = value
+    fields["settings"] = settings_from_table(table, options, source, root, data)
     cache = table.get("cache-dir", DEFAULT_CACHE_DIR)
     if not isinstance(cache, str) or not cache:
         raise ConfigError(source, key("cache-dir"), f"{cache!r} is not a folder path")
     fields["cache_dir"] = (root / cache).resolve()
     return LintConfig(**fields)
+
+
+def lint_table(data: Any, source: str) -> dict[str, Any] | None:
+    """Return ``[tool.mlcheck.lint]`` of a parsed ``pyproject.toml``, checking each level's shape.
+
+    Args:
+        data: The parsed file.
+        source: Its path, for errors.
+
+    Returns:
+        The table, or ``None`` when the file has none.
+
+    Raises:
+        ConfigError: ``tool``, ``tool.mlcheck`` or the lint table is not a table
+            (``tool = [...]``, ``[tool] mlcheck = "x"``).
+    """
+    node: Any = data
+    for level, name in enumerate(("tool", "mlcheck", "lint")):
+        if not isinstance(node, dict):
+            where = "[" + ".".join(("tool", "mlcheck", "lint")[:level]) + "]"
+            raise ConfigError(source, where, f"must be a table, got {type(node).__name__} {node!r:.60}")
+        if name not in node:
+            return None
+        node = node[name]
+    if not isinstance(node, dict):
+        raise ConfigError(source, CONFIG_TABLE, f"must be a table, got {type(node).__name__} {node!r:.60}")
+    return node
+
+
+def settings_from_table(table: dict[str, Any], options: dict[str, tuple[str, Option]], source: str,
+                        root: Path, pyproject: dict[str, Any]) -> Settings:
+    """Validate every family option given in the lint table, from its declaration.
+
+    Args:
+        table: ``[tool.mlcheck.lint]``.
+        options: :func:`~mlcheck_lint.api.family_options`.
+        source: The configuration file, for errors.
+        root: The project root (``packages`` is detected there when not given).
+        pyproject: The whole parsed file.
+
+    Returns:
+        The settings.
+
+    Raises:
+        ConfigError: A value of the wrong type, outside its choices or its check.
+    """
+    values: dict[str, Any] = {}
+    for name, (_family, opt) in sorted(options.items()):
+        if name not in table:
+            continue
+        value, reason = opt.validate(table[name])
+        if reason is not None:
+            raise ConfigError(source, f"{CONFIG_TABLE} {name}", reason)
+        values[opt.attribute] = value
+    if "packages" in options and "packages" not in table:
+        values["packages"] = detect_packages(root, pyproject)
+    return Settings(**values)

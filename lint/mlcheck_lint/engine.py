@@ -22,21 +22,26 @@ The engine never imports or runs the code it checks, and never names a single ru
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures
 import dataclasses
+import heapq
 import io
 import json
 import os
 import re
+import stat
 import tokenize
 import traceback
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from . import api, cache as cache_mod, notebooks
 from ._version import __version__
 from .api import Edit, Finding, Fix, FileContext, ProjectContext, ProjectRule, Rule, Settings
-from .config import LintConfig, path_matches
+from .config import DEFAULT_MAX_FILE_SIZE, LintConfig, path_matches
+from .traversal import MAX_CST_DEPTH, ast_depth, walk_ast, walk_cst
 
 UNREADABLE = "MLC000"
 UNUSED_NOQA = "MLC001"
@@ -63,6 +68,8 @@ class FileTask:
     path: str
     rel: str
     kind: str  # "python", "notebook" or "text"
+    #: Why the file is not read at all (a symlink leaving the project): its MLC000.
+    refused: str = ""
 
 
 @dataclasses.dataclass
@@ -78,6 +85,11 @@ class Report:
     suppressed: int = 0
     enabled: frozenset[str] = frozenset()
     fixed: int = 0
+    #: libcst trees built in this run (0 when no selected rule needed one).
+    cst_builds: int = 0
+    #: Files whose findings were answered by the cache: their edits must not be applied
+    #: (``run(..., fixing=True)`` re-lints any of them that has a fix).
+    from_cache: frozenset[str] = frozenset()
 
 
 # --------------------------------------------------------------------------- discovery
@@ -148,28 +160,56 @@ def discover(paths: Iterable[str | os.PathLike[str]], config: LintConfig,
     """
     text_patterns = text_patterns or {}
     excludes = config.excludes
-    root = config.root
+    root = Path(config.root).resolve()
     found: dict[str, FileTask] = {}
     for given in paths:
-        path = Path(given).resolve()
+        link = Path(os.path.abspath(given))
+        path = link.resolve()
         if not path.exists():
             raise FileNotFoundError(f"{given}: no such file or folder")
-        if path.is_file():
+        if path != link and not _inside(path, root):
+            rel = relative(link, root)
+            found[rel] = _outside_link(link, path, rel)
+            continue
+        if path.is_file() or not path.is_dir():
             rel = relative(path, root)
-            kind = _kind(rel, text_patterns)
-            if kind is not None:
-                found[rel] = FileTask(str(path), rel, kind)
+            # An explicitly named file is always linted: as what its name says, else
+            # as Python (a script without an extension).
+            found[rel] = FileTask(str(path), rel, _kind(rel, text_patterns) or "python")
             continue
         for folder, dirs, files in os.walk(path):
             folder_rel = relative(Path(folder), root)
             prefix = "" if folder_rel == "." else folder_rel + "/"
             dirs[:] = sorted(d for d in dirs if not _excluded(prefix + d, d, excludes))
+            for name in [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
+                # os.walk does not follow folder links; one leaving the project is named.
+                full = Path(folder, name)
+                target = full.resolve()
+                if not _inside(target, root):
+                    found[prefix + name] = _outside_link(full, target, prefix + name)
             for name in files:
                 rel = prefix + name
                 kind = _kind(rel, text_patterns)
-                if kind is not None and not _excluded(rel, name, excludes):
-                    found[rel] = FileTask(os.path.join(folder, name), rel, kind)
+                if kind is None or _excluded(rel, name, excludes):
+                    continue
+                full = Path(folder, name)
+                if os.path.islink(full):
+                    target = full.resolve()
+                    if not _inside(target, root):
+                        found[rel] = _outside_link(full, target, rel)
+                        continue
+                found[rel] = FileTask(str(full), rel, kind)
     return [found[k] for k in sorted(found)]
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _outside_link(link: Path, target: Path, rel: str) -> FileTask:
+    return FileTask(str(link), rel, "python",
+                    refused=f"symlink to {target}, outside the project root; not followed "
+                            f"(lint the target where it lives, or replace the link by a copy)")
 
 
 # --------------------------------------------------------------------------- one file
@@ -212,6 +252,45 @@ def decode(data: bytes, python: bool = True) -> tuple[str, str]:
         line = data.count(b"\n", 0, start) + 1
         col = start - (data.rfind(b"\n", 0, start) + 1)
         raise _Unreadable(f"cannot decode as {encoding}: {exc}", line, col) from None
+
+
+def read_regular(path: str, limit: int | None = None) -> bytes:
+    """Read a file's bytes, refusing anything but a regular file (a FIFO would block).
+
+    Args:
+        path: The file.
+        limit: Refuse a file larger than this many bytes (``None``: no cap).
+
+    Returns:
+        The bytes.
+
+    Raises:
+        _Unreadable: Not a regular file, too large, or an OS error (with its reason).
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO without a writer must not wait for one.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise _Unreadable(f"cannot read: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _Unreadable("not a regular file (a FIFO, socket or device); only regular files are read")
+        if limit is not None and info.st_size > limit:
+            raise _Unreadable(f"too large: {info.st_size:,} bytes, over the max-file-size of "
+                              f"{limit:,} bytes; raise max-file-size in [tool.mlcheck.lint] "
+                              f"or exclude the file")
+        chunks = []
+        while True:
+            chunk = os.read(fd, max(info.st_size + 1, 65536))
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise _Unreadable(f"cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
 
 
 def finding_to_dict(f: Finding) -> dict[str, Any]:
@@ -262,7 +341,7 @@ def _noqa_comments(text: str, cell: int | None) -> list[list[Any]]:
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
             if tok.type == tokenize.COMMENT and "noqa" in tok.string.lower():
                 comments.append((tok.start[0], tok.start[1], tok.string))
-    except (tokenize.TokenError, SyntaxError, IndentationError):
+    except (tokenize.TokenError, SyntaxError, IndentationError, RecursionError):
         comments = [(n, line.find("#"), line[line.find("#"):])
                     for n, line in enumerate(text.splitlines(), start=1)
                     if "#" in line and "noqa" in line.lower()]
@@ -292,24 +371,66 @@ def _crash(rule: Any, rel: str, exc: BaseException, what: str) -> dict[str, str]
                        f"{type(exc).__name__}: {exc}{where}"}
 
 
-def _run_rules(ctx: FileContext, rules: list[Rule], enabled: frozenset[str], collect: bool,
-               findings: list[Finding], facts: dict[str, Any], errors: list[dict[str, str]]) -> None:
-    for rule in rules:
+class _FileRun:
+    """The rules of one file (or cell): one ``ast`` walk, one libcst pass, then the rest."""
+
+    def __init__(self, ctx: FileContext, enabled: frozenset[str], findings: list[Finding],
+                 errors: list[dict[str, str]]) -> None:
+        self.ctx, self.enabled, self.findings, self.errors = ctx, enabled, findings, errors
+        self.cst_refused: str | None = None
+
+    def keep(self, found: Iterable[Finding] | None) -> None:
+        ctx = self.ctx
+        for f in found or ():
+            if f.code in self.enabled:
+                if f.path != ctx.path or f.cell != ctx.cell:
+                    f = dataclasses.replace(f, path=ctx.path, cell=ctx.cell)
+                self.findings.append(f)
+
+    def guard(self, rule: Rule, what: str, call: Any) -> Any:
         try:
-            for f in rule.check(ctx) or ():
-                if f.code in enabled:
-                    if f.path != ctx.path or f.cell != ctx.cell:
-                        f = dataclasses.replace(f, path=ctx.path, cell=ctx.cell)
-                    findings.append(f)
+            return call()
+        except api.CstUnavailable as exc:
+            self.cst_refused = self.cst_refused or exc.reason
         except Exception as exc:  # a rule bug must not stop the run
-            errors.append(_crash(rule, ctx.path, exc, "check"))
-        if collect and isinstance(rule, ProjectRule):
-            try:
-                value = rule.collect(ctx)
-                json.dumps(value)
-                facts[rule.code] = value
-            except Exception as exc:
-                errors.append(_crash(rule, ctx.path, exc, "collect"))
+            self.errors.append(_crash(rule, self.ctx.path, exc, what))
+        return None
+
+    def run(self, rules: list[Rule], collect: bool, facts: dict[str, Any]) -> None:
+        ctx = self.ctx
+        crashed: set[int] = set()
+
+        def on_error(rule: Rule, exc: BaseException) -> None:
+            crashed.add(id(rule))
+            self.errors.append(_crash(rule, ctx.path, exc, "handler"))
+
+        ast_visitors = [r for r in rules if isinstance(r, api.AstVisitorRule)]
+        cst_visitors = [r for r in rules if isinstance(r, api.CstVisitorRule)]
+        visitors = ast_visitors + cst_visitors
+        for rule in visitors:
+            if self.guard(rule, "begin_file", lambda r=rule: r.begin_file(ctx) or True) is None:
+                crashed.add(id(rule))
+        if ast_visitors and ctx.tree is not None:
+            walk_ast(ctx, [r for r in ast_visitors if id(r) not in crashed], on_error)
+        if cst_visitors:
+            live = [r for r in cst_visitors if id(r) not in crashed]
+            self.guard(live[0], "libcst pass", lambda: walk_cst(ctx, live, on_error)) if live else None
+        for rule in rules:
+            if id(rule) in crashed:
+                continue
+            if rule in visitors:
+                self.keep(self.guard(rule, "end_file", lambda r=rule: list(r.end_file() or ())))
+            else:
+                self.keep(self.guard(rule, "check", lambda r=rule: list(r.check(ctx) or ())))
+            if collect and isinstance(rule, ProjectRule):
+                value = self.guard(rule, "collect", lambda r=rule: _jsonable(r.collect(ctx)))
+                if value is not None:
+                    facts[rule.code] = value[0]
+
+
+def _jsonable(value: Any) -> tuple[Any]:
+    json.dumps(value)
+    return (value,)
 
 
 def _unreadable(rel: str, reason: str, line: int, col: int, cell: int | None = None) -> Finding:
@@ -317,49 +438,81 @@ def _unreadable(rel: str, reason: str, line: int, col: int, cell: int | None = N
 
 
 def _parse(text: str) -> Any:
-    import libcst
-    from libcst.metadata import MetadataWrapper
-
-    return MetadataWrapper(libcst.parse_module(text), unsafe_skip_copy=True)
+    """Build the libcst tier of a file (tests patch this to count builds)."""
+    return api.parse_cst(text)
 
 
-def _syntax_error(text: str, rel: str, cell: int | None, exc: Any) -> Finding:
-    # libcst's native parser reports where it gave up, often a line late; on this
-    # error path only, ask CPython's compiler (parse only, nothing runs) for its
-    # message and position, which users know from tracebacks.
-    import ast
+def _cst_factory(tree: Any) -> Any:
+    def build(text: str) -> Any:
+        # libcst's parser and visitors recurse: a tree deeper than this would take
+        # minutes or crash the worker, so it is refused before libcst sees it.
+        depth = ast_depth(tree, MAX_CST_DEPTH)
+        if depth > MAX_CST_DEPTH:
+            raise api.CstUnavailable(f"the code is nested more than {MAX_CST_DEPTH} levels deep, "
+                                     f"too deep for the concrete-tree rules (the other rules ran)")
+        return _parse(text)
+    return build
+
+
+def parse_ast(text: str, rel: str, cell: int | None) -> tuple[Any, Finding | None]:
+    """Parse with CPython's ``ast`` (nothing runs): the first tier and the safety gate.
+
+    Args:
+        text: The source.
+        rel: The file's project-relative path.
+        cell: The notebook cell, or ``None``.
+
+    Returns:
+        ``(tree, None)``, or ``(None, MLC000 finding)`` for input CPython refuses.
+    """
     import warnings
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ast.parse(text)
+            warnings.simplefilter("ignore")  # SyntaxWarning for odd escapes is not ours
+            return ast.parse(text), None
     except SyntaxError as err:
         line = err.lineno or 1
         col = max((err.offset or 1) - 1, 0)
-        return _unreadable(rel, f"syntax error: {err.msg}", line, col, cell)
-    except Exception:
-        pass
-    message = str(exc.message).strip().splitlines()[0] if exc.message else "syntax error"
-    return _unreadable(rel, f"syntax error (libcst): {message}", exc.raw_line, exc.raw_column, cell)
-
-
-def _parse_or_finding(text: str, rel: str, cell: int | None) -> tuple[Any, Finding | None]:
-    import libcst
-
-    try:
-        return _parse(text), None
-    except libcst.ParserSyntaxError as exc:
-        return None, _syntax_error(text, rel, cell, exc)
+        return None, _unreadable(rel, f"syntax error: {err.msg}", line, col, cell)
     except RecursionError:
-        return None, _unreadable(rel, "the code is nested too deeply for the parser", 1, 0, cell)
-    except Exception as exc:
-        return None, _unreadable(rel, f"the parser failed: {type(exc).__name__}: {exc}", 1, 0, cell)
+        return None, _unreadable(rel, "the code is nested too deeply for Python's parser", 1, 0, cell)
+    except MemoryError:
+        return None, _unreadable(rel, "Python's parser ran out of memory on this file", 1, 0, cell)
+    except (ValueError, OverflowError) as exc:
+        return None, _unreadable(rel, f"Python's parser refused it: {exc}", 1, 0, cell)
+
+
+def _lint_python(text: str, rel: str, cell: int | None, todo: list[Rule], settings: Settings,
+                 enabled: frozenset[str], collect: bool, findings: list[Finding],
+                 facts: dict[str, Any], errors: list[dict[str, str]], fixing: bool) -> int:
+    """Parse one file or cell with ``ast`` and run its rules; return libcst trees built."""
+    tree, bad = parse_ast(text, rel, cell)
+    if bad is not None:
+        findings.append(bad)
+        return 0
+    ctx = FileContext(rel, text, tree, settings, cell=cell, cst_factory=_cst_factory(tree))
+    ctx.fixing = fixing
+    runner = _FileRun(ctx, enabled, findings, errors)
+    if any(r.needs == "cst" for r in todo):
+        try:
+            ctx.wrapper  # noqa: B018  (built once, before the rules, so a refusal is one finding)
+        except api.CstUnavailable as exc:
+            runner.cst_refused = exc.reason
+            todo = [r for r in todo if r.needs != "cst"]
+        except Exception as exc:
+            runner.cst_refused = f"libcst failed: {type(exc).__name__}: {exc}"
+            todo = [r for r in todo if r.needs != "cst"]
+    runner.run(todo, collect, facts)
+    if runner.cst_refused:
+        findings.append(_unreadable(rel, runner.cst_refused, 1, 0, cell))
+    return int(ctx.has_cst)
 
 
 def lint_data(task: FileTask, data: bytes, rules: list[Rule], settings: Settings,
-              enabled: frozenset[str]) -> dict[str, Any]:
-    """Lint one file's bytes: decode, parse once, run the rules.
+              enabled: frozenset[str], fixing: bool = False,
+              max_size: int | None = None) -> dict[str, Any]:
+    """Lint one file's bytes: decode, parse with ``ast`` once, run the rules.
 
     Args:
         task: The file.
@@ -367,9 +520,13 @@ def lint_data(task: FileTask, data: bytes, rules: list[Rule], settings: Settings
         rules: Instances of the enabled rules.
         settings: The validated settings rules read.
         enabled: The enabled codes (findings of other codes are dropped).
+        fixing: ``--fix`` or ``--diff`` is computing edits (rules may read
+            ``ctx.fixing`` to skip work that only a fix needs).
+        max_size: Refuse Python text (a file or a cell) longer than this many bytes.
 
     Returns:
-        The file's result: ``findings``, ``facts``, ``noqa``, ``errors``, ``parsed``.
+        The file's result: ``findings``, ``facts``, ``noqa``, ``errors``, ``parsed``,
+        ``cst_builds``.
     """
     rel = task.rel
     findings: list[Finding] = []
@@ -377,12 +534,17 @@ def lint_data(task: FileTask, data: bytes, rules: list[Rule], settings: Settings
     errors: list[dict[str, str]] = []
     noqa: list[list[Any]] = []
     parsed = False
+    builds = 0
     try:
+        if task.refused:
+            raise _Unreadable(task.refused)
         if task.kind == "notebook":
             try:
                 notebook = notebooks.read_notebook(data)
             except UnicodeDecodeError as exc:
                 raise _Unreadable(f"cannot decode notebook as UTF-8: {exc}") from None
+            except RecursionError:
+                raise _Unreadable("not a valid notebook: its JSON is nested too deeply") from None
             except ValueError as exc:
                 line = getattr(exc, "lineno", 1)
                 col = max(getattr(exc, "colno", 1) - 1, 0)
@@ -396,22 +558,27 @@ def lint_data(task: FileTask, data: bytes, rules: list[Rule], settings: Settings
                 noqa.extend(_noqa_comments(text, number))
                 if not todo:
                     continue
-                wrapper, bad = _parse_or_finding(text, rel, number)
                 parsed = True
-                if bad is not None:
-                    findings.append(bad)
+                if max_size is not None and len(text) > max_size:
+                    findings.append(_unreadable(rel, f"cell too large: {len(text):,} characters, over "
+                                                     f"the max-file-size of {max_size:,}", 1, 0, number))
                     continue
-                ctx = FileContext(rel, text, wrapper, settings, cell=number)
-                _run_rules(ctx, todo, enabled, False, findings, facts, errors)
+                builds += _lint_python(text, rel, number, todo, settings, enabled, False, findings,
+                                       facts, errors, fixing)
         elif task.kind == "text":
             text, _ = decode(data, python=False)
             name = rel.rsplit("/", 1)[-1]
             todo = [r for r in rules if "text" in r.file_kinds
                     and any(path_matches(p, rel, name) for p in (r.text_files or api.TEXT_FILE_PATTERNS))]
             noqa = _noqa_comments(text, None)
-            ctx = FileContext(rel, text, None, settings)
-            _run_rules(ctx, todo, enabled, True, findings, facts, errors)
+            ctx = FileContext(rel, text, None, settings, kind="text")
+            ctx.fixing = fixing
+            _FileRun(ctx, enabled, findings, errors).run(todo, True, facts)
         else:
+            if max_size is not None and len(data) > max_size:
+                raise _Unreadable(f"too large: {len(data):,} bytes, over the max-file-size of "
+                                  f"{max_size:,} bytes; raise max-file-size in [tool.mlcheck.lint] "
+                                  f"or exclude the file")
             text, _ = decode(data)
             if text.startswith("\ufeff"):
                 text = text[1:]
@@ -419,19 +586,15 @@ def lint_data(task: FileTask, data: bytes, rules: list[Rule], settings: Settings
             todo = [r for r in rules if "python" in r.file_kinds
                     and (not r.requires_text or any(s in text for s in r.requires_text))]
             if todo:
-                wrapper, bad = _parse_or_finding(text, rel, None)
                 parsed = True
-                if bad is not None:
-                    findings.append(bad)
-                else:
-                    ctx = FileContext(rel, text, wrapper, settings)
-                    _run_rules(ctx, todo, enabled, True, findings, facts, errors)
+                builds = _lint_python(text, rel, None, todo, settings, enabled, True, findings,
+                                      facts, errors, fixing)
     except _Unreadable as exc:
         findings = [_unreadable(rel, exc.reason, exc.line, exc.col)]
     if UNREADABLE not in enabled:
         findings = [f for f in findings if f.code != UNREADABLE]
     return {"findings": [finding_to_dict(f) for f in findings], "facts": facts,
-            "noqa": noqa, "errors": errors, "parsed": parsed}
+            "noqa": noqa, "errors": errors, "parsed": parsed, "cst_builds": builds}
 
 
 # --------------------------------------------------------------------------- the pool
@@ -461,18 +624,29 @@ def _spec_rules(spec: dict[str, Any]) -> tuple[list[Rule], Settings, frozenset[s
     return _WORKER_RULES[key]
 
 
+def _empty_result(finding: Finding) -> dict[str, Any]:
+    return {"findings": [finding_to_dict(finding)], "facts": {}, "noqa": [], "errors": [],
+            "parsed": False, "cst_builds": 0}
+
+
 def _lint_chunk(spec: dict[str, Any], tasks: list[FileTask]) -> list[tuple[str, dict[str, Any]]]:
     rules, settings, enabled = _spec_rules(spec)
+    limit = spec.get("max_file_size")
+    fixing = bool(spec.get("fixing"))
     out = []
     for task in tasks:
+        if task.refused:
+            out.append((task.rel, _empty_result(_unreadable(task.rel, task.refused, 1, 0))))
+            continue
         try:
-            with open(task.path, "rb") as fh:
-                data = fh.read()
-        except OSError as exc:
-            result = {"findings": [finding_to_dict(_unreadable(task.rel, f"cannot read: {exc.strerror}", 1, 0))],
-                      "facts": {}, "noqa": [], "errors": [], "parsed": False}
+            # Notebooks carry outputs (images) in their JSON: their cells are capped instead.
+            data = read_regular(task.path, None if task.kind == "notebook" else limit)
+        except _Unreadable as exc:
+            result = _empty_result(_unreadable(task.rel, exc.reason, exc.line, exc.col))
+            if UNREADABLE not in enabled:
+                result["findings"] = []
         else:
-            result = lint_data(task, data, rules, settings, enabled)
+            result = lint_data(task, data, rules, settings, enabled, fixing=fixing, max_size=limit)
             result["hash"] = cache_mod.content_hash(data)
         out.append((task.rel, result))
     return out
@@ -481,57 +655,119 @@ def _lint_chunk(spec: dict[str, Any], tasks: list[FileTask]) -> list[tuple[str, 
 def _init_worker() -> None:
     import gc
 
-    # A libcst tree is millions of acyclic objects, freed by reference counting; the
-    # cyclic collector would rescan them on every few thousand allocations. Collect
-    # rarely instead (a worker holds one file's tree at a time).
+    # A tree is many acyclic objects, freed by reference counting; the cyclic collector
+    # would rescan them every few thousand allocations. Collect rarely instead (a
+    # worker holds one file's trees at a time).
     gc.freeze()
     gc.set_threshold(200_000, 50, 50)
 
 
 def _chunks(tasks: list[FileTask], sizes: dict[str, int], jobs: int) -> list[list[FileTask]]:
-    # Few large chunks keep inter-process traffic low; several per worker still balance
-    # a tree whose files differ a thousandfold in size. Biggest files go first.
-    ordered = sorted(tasks, key=lambda t: -sizes.get(t.rel, 0))
+    # Few large chunks keep inter-process traffic low; several per worker, filled
+    # biggest file first into the lightest chunk (by bytes), balance a tree whose files
+    # differ a thousandfold in size, so one huge file does not leave a core idle.
+    ordered = sorted(tasks, key=lambda t: (-sizes.get(t.rel, 0), t.rel))
     count = max(1, min(len(ordered), jobs * 6))
     bins: list[list[FileTask]] = [[] for _ in range(count)]
-    loads = [0] * count
+    heap = [(0, i) for i in range(count)]
     for task in ordered:
-        i = loads.index(min(loads))
+        load, i = heapq.heappop(heap)
         bins[i].append(task)
-        loads[i] += sizes.get(task.rel, 0) + 2000
-    return [b for b in bins if b]
+        heapq.heappush(heap, (load + sizes.get(task.rel, 0) + 2000, i))
+    # Heaviest chunks are submitted first, so the pool ends on small ones.
+    return sorted((b for b in bins if b), key=lambda b: -sum(sizes.get(t.rel, 0) for t in b))
 
 
-def _spec(rules: list[type[Rule]], enabled: frozenset[str], settings: Settings) -> dict[str, Any]:
+def _spec(rules: list[type[Rule]], enabled: frozenset[str], settings: Settings,
+          config: LintConfig | None = None, fixing: bool = False) -> dict[str, Any]:
     classes = {r.code: [r.__module__, r.__qualname__] for r in rules if r.code in enabled}
-    return {"codes": sorted(enabled), "settings": dataclasses.asdict(settings), "classes": classes}
+    return {"codes": sorted(enabled), "settings": settings.as_dict(), "classes": classes,
+            "max_file_size": getattr(config, "max_file_size", DEFAULT_MAX_FILE_SIZE),
+            "fixing": fixing}
+
+
+def _pool_context() -> Any:
+    import multiprocessing
+
+    # fork in a threaded process (an IDE, a test runner with threads) can deadlock the
+    # child on a lock some other thread held; forkserver forks from a clean, single-
+    # threaded server instead, and spawn is the portable fallback.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" in methods:
+        # The server imports the linter once, so each worker forks with it loaded.
+        context.set_forkserver_preload(["mlcheck_lint.engine", "mlcheck_lint.rules"])
+    return context
+
+
+def _crashed_result(task: FileTask, why: str) -> dict[str, Any]:
+    return _empty_result(_unreadable(
+        task.rel, f"the linter's worker process died on this file ({why}); the rest of the "
+                  f"run went on. Please report it with the file", 1, 0))
+
+
+def _run_pool(spec: dict[str, Any], chunks: list[list[FileTask]], workers: int,
+              results: dict[str, dict[str, Any]], progress: Any) -> list[list[FileTask]]:
+    """Run chunks in one pool; return the chunks lost when a worker died."""
+    lost: list[list[FileTask]] = []
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(),
+                                                initializer=_init_worker) as pool:
+        futures = {pool.submit(_lint_chunk, spec, chunk): chunk for chunk in chunks}
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                done = future.result()
+            except BrokenProcessPool:
+                lost.append(futures[future])
+                continue
+            for rel, result in done:
+                results[rel] = result
+            if progress is not None:
+                progress(len(futures[future]))
+    return lost
 
 
 def lint_tasks(tasks: list[FileTask], spec: dict[str, Any], jobs: int,
-               sizes: dict[str, int]) -> dict[str, dict[str, Any]]:
+               sizes: dict[str, int], progress: Any = None) -> dict[str, dict[str, Any]]:
     """Lint files, in a process pool when ``jobs > 1`` and there is more than one file.
+
+    A worker that dies (a crash in native code, the OOM killer) loses only its chunk:
+    the lost chunks are split and retried in a fresh pool until the file that kills
+    a worker on its own is found; that file gets an MLC000 finding and the run goes on.
 
     Args:
         tasks: The files that need linting (cache misses).
         spec: Enabled codes, settings and rule modules, as sent to workers.
-        jobs: The number of worker processes.
+        jobs: The number of worker processes (capped at the usable cores).
         sizes: File sizes in bytes, to balance the chunks.
+        progress: Called with the number of files finished after each chunk.
 
     Returns:
         ``{rel: result}``.
     """
     results: dict[str, dict[str, Any]] = {}
+    jobs = min(jobs, default_jobs())
     if jobs <= 1 or len(tasks) <= 1:
-        for rel, result in _lint_chunk(spec, tasks):
-            results[rel] = result
+        for task in tasks:
+            for rel, result in _lint_chunk(spec, [task]):
+                results[rel] = result
+            if progress is not None:
+                progress(1)
         return results
     chunks = _chunks(tasks, sizes, jobs)
-    with concurrent.futures.ProcessPoolExecutor(max_workers=min(jobs, len(chunks)),
-                                                initializer=_init_worker) as pool:
-        futures = [pool.submit(_lint_chunk, spec, chunk) for chunk in chunks]
-        for future in concurrent.futures.as_completed(futures):
-            for rel, result in future.result():
-                results[rel] = result
+    lost = _run_pool(spec, chunks, min(jobs, len(chunks)), results, progress)
+    while lost:
+        retry: list[list[FileTask]] = []
+        for chunk in lost:
+            if len(chunk) > 1:
+                half = len(chunk) // 2
+                retry += [chunk[:half], chunk[half:]]
+            else:
+                # Alone in its own pool: if the worker dies again, this file killed it.
+                if _run_pool(spec, [chunk], 1, results, progress):
+                    results[chunk[0].rel] = _crashed_result(chunk[0], "it crashed twice, once alone")
+                    if progress is not None:
+                        progress(1)
+        lost = _run_pool(spec, retry, min(jobs, len(retry)), results, progress) if retry else []
     return results
 
 
@@ -626,15 +862,22 @@ def _sort_key(f: Finding) -> tuple[Any, ...]:
 
 
 def run(paths: Iterable[str | os.PathLike[str]], config: LintConfig, *, jobs: int | None = None,
-        use_cache: bool = True, rules: list[type[Rule]] | None = None) -> Report:
+        use_cache: bool = True, rules: list[type[Rule]] | None = None, fixing: bool = False,
+        progress: Callable[[int, int, int], None] | None = None) -> Report:
     """Lint files and folders.
 
     Args:
         paths: Files and folders to lint.
         config: The validated configuration.
-        jobs: Worker processes (default: the number of cores).
+        jobs: Worker processes (default: the number of cores; never more than those).
         use_cache: Read and write the per-file cache.
         rules: Every registered rule class (default: :func:`load_rules`).
+        fixing: The findings' fixes will be applied (``--fix``, ``--diff``). Edits are
+            never taken from the cache: a cached file with a fixable finding is linted
+            again from its bytes. (Without ``fixing``, cached fixes are for display;
+            :attr:`Report.from_cache` names the files whose findings came from it.)
+        progress: Called as ``progress(done, total, cache_hits)`` once the cache has
+            answered and after each batch of files (a terminal progress line).
 
     Returns:
         The report, findings sorted by path, cell, line and column.
@@ -643,43 +886,64 @@ def run(paths: Iterable[str | os.PathLike[str]], config: LintConfig, *, jobs: in
     enabled = config.enabled_codes(rules)
     active = [r for r in rules if r.code in enabled]
     tasks = discover(paths, config, text_rule_patterns(active))
-    spec = _spec(rules, enabled, config.settings)
+    spec = _spec(rules, enabled, config.settings, config, fixing)
     jobs = jobs or default_jobs()
-    cache = cache_mod.Cache(config.cache_dir if use_cache else None, _cache_key(spec, active))
+    cache = cache_mod.Cache(config.cache_dir if use_cache else None,
+                            _cache_key({k: v for k, v in spec.items() if k != "fixing"}, active))
     results: dict[str, dict[str, Any]] = {}
     todo: list[FileTask] = []
     sizes: dict[str, int] = {}
     cached = 0
+    limit = spec["max_file_size"]
     for task in tasks:
+        if task.refused:
+            todo.append(task)
+            continue
         try:
-            with open(task.path, "rb") as fh:
-                data = fh.read()
-        except OSError:
-            todo.append(task)  # the worker reports it
+            data = read_regular(task.path, None if task.kind == "notebook" else limit)
+        except _Unreadable:
+            todo.append(task)  # the worker reports it, without reading it again
+            sizes[task.rel] = 0
             continue
         sizes[task.rel] = len(data)
         hit = cache.get(task.rel, cache_mod.content_hash(data)) if use_cache else None
+        if hit is not None and fixing and any(d.get("fix") for d in hit["findings"]):
+            hit = None  # recompute edits from the file, never from the cache
         if hit is not None:
             results[task.rel] = hit
             cached += 1
         else:
             todo.append(task)
-    fresh = lint_tasks(todo, spec, jobs, sizes)
+    total = len(tasks)
+    done = [cached]
+    if progress is not None:
+        progress(cached, total, cached)
+
+    def advance(count: int) -> None:
+        done[0] += count
+        if progress is not None:
+            progress(min(done[0], total), total, cached)
+
+    fresh = lint_tasks(todo, spec, jobs, sizes, advance)
     parsed = 0
+    builds = 0
     for rel, result in fresh.items():
         results[rel] = result
         parsed += bool(result.get("parsed"))
+        builds += int(result.get("cst_builds") or 0)
         if not result["errors"] and "hash" in result:
             cache.put(rel, result)
     cache.save()
 
     findings: list[Finding] = []
+    for task in tasks:
+        result = results[task.rel]
+        findings.extend(finding_from_dict(d, task.rel) for d in result["findings"])
     errors: list[dict[str, str]] = []
     noqa: dict[str, list[list[Any]]] = {}
     facts: dict[str, dict[str, Any]] = {}
     for task in tasks:
         result = results[task.rel]
-        findings.extend(finding_from_dict(d, task.rel) for d in result["findings"])
         errors.extend(result["errors"])
         if result["noqa"]:
             noqa[task.rel] = result["noqa"]
@@ -699,7 +963,8 @@ def run(paths: Iterable[str | os.PathLike[str]], config: LintConfig, *, jobs: in
     findings, suppressed = suppress(findings, noqa, config, enabled)
     findings.sort(key=_sort_key)
     return Report(root=config.root, findings=findings, errors=errors, files=[t.rel for t in tasks],
-                  parsed=parsed, cached=cached, suppressed=suppressed, enabled=enabled)
+                  parsed=parsed, cached=cached, suppressed=suppressed, enabled=enabled,
+                  cst_builds=builds, from_cache=frozenset(t.rel for t in tasks if t.rel not in fresh))
 
 
 def _cache_key(spec: dict[str, Any], active: list[type[Rule]]) -> str:

@@ -83,16 +83,62 @@ def fixable(f: Finding, unsafe: bool = False) -> bool:
     return f.fix is not None and (f.fix.safety == "safe" or unsafe)
 
 
-def text(report: Report, show_source: bool = False, unsafe: bool = False) -> str:
+#: What a clean text run prints, in ruff's words.
+ALL_PASSED = "All checks passed!"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """Return ``n`` with the word in the right number (``1 finding``, ``2 findings``).
+
+    Args:
+        n: The count.
+        word: The singular.
+        many: The plural when it is not ``word + "s"``.
+
+    Returns:
+        The count and the word.
+    """
+    return f"{n} {word if n == 1 else many or word + 's'}"
+
+
+def summary(report: Report, unsafe: bool = False) -> str:
+    """Return the closing line of a text run: the total and what ``--fix`` would do.
+
+    Args:
+        report: The run's report.
+        unsafe: Whether unsafe fixes are enabled.
+
+    Returns:
+        ``Found N findings (K fixable with --fix).``, or :data:`ALL_PASSED` when there
+        is nothing.
+    """
+    n = len(report.findings)
+    if not n:
+        return ALL_PASSED
+    fix_n = sum(fixable(f, unsafe) for f in report.findings)
+    hidden = sum(fixable(f, True) for f in report.findings) - fix_n
+    line = f"Found {plural(n, 'finding')}"
+    if fix_n:
+        line += f" ({fix_n} fixable with --fix)"
+    if hidden:
+        line += f"; {hidden} more with --fix --unsafe-fixes (preview with --diff --unsafe-fixes)"
+    return line + "."
+
+
+def text(report: Report, show_source: bool = False, unsafe: bool = False,
+         show_fixes: bool = False, with_summary: bool = True) -> str:
     """Render findings as ``path:line:col: CODE message`` lines and a summary.
 
     Args:
         report: The run's report.
         show_source: Print the offending line and a caret under each finding.
         unsafe: Whether unsafe fixes are enabled (for the ``[*]`` marks).
+        show_fixes: Print what each finding's fix would do under it.
+        with_summary: End with the summary line (``--quiet`` turns it off).
 
     Returns:
-        The text, ending with a newline (empty when there is nothing to say).
+        The text, ending with a newline (empty when there is nothing to say). A clean
+        run's summary is :data:`ALL_PASSED`.
     """
     lines = []
     cache: dict[tuple[str, int | None], list[str]] = {}
@@ -105,28 +151,25 @@ def text(report: Report, show_source: bool = False, unsafe: bool = False) -> str
                 width = (f.end_col - f.col) if f.end_line == f.line and f.end_col else 1
                 lines.append(f"    {src}")
                 lines.append("    " + " " * f.col + "^" * max(1, min(width, len(src) - f.col)))
-    n = len(report.findings)
-    if n:
-        fix_n = sum(fixable(f, unsafe) for f in report.findings)
-        hidden = sum(fixable(f, True) for f in report.findings) - fix_n
-        summary = f"Found {n} finding{'s' if n != 1 else ''}"
-        if fix_n:
-            summary += f" ({fix_n} fixable with --fix)"
-        if hidden:
-            summary += f"; {hidden} more with --fix --unsafe-fixes (preview with --diff)"
-        lines.append(summary + ".")
+        if show_fixes and f.fix is not None:
+            how = "--fix" if fixable(f, unsafe) else "--fix --unsafe-fixes"
+            lines.append(f"    = fix ({f.fix.safety}, {how}): {f.fix.description}")
+    if with_summary and (report.findings or not report.errors):
+        lines.append(summary(report, unsafe))
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def statistics(report: Report, rules: dict[str, type[Rule]]) -> str:
-    """Render counts per code, most frequent first.
+def statistics(report: Report, rules: dict[str, type[Rule]], with_summary: bool = True) -> str:
+    """Render counts per code, most frequent first, then the total.
 
     Args:
         report: The run's report.
         rules: ``{code: rule class}``.
+        with_summary: End with the total line (``--quiet`` turns it off).
 
     Returns:
-        One line per code: count, code, ``[*]`` when fixable, the rule's summary.
+        One line per code: count, code, ``[*]`` when fixable, the rule's summary; then
+        ``Found N findings.`` (with how many ``--fix`` fixes) or :data:`ALL_PASSED`.
     """
     counts = collections.Counter(f.code for f in report.findings)
     out = []
@@ -134,7 +177,39 @@ def statistics(report: Report, rules: dict[str, type[Rule]]) -> str:
         rule = rules.get(code)
         mark = "[*]" if any(fixable(f) for f in report.findings if f.code == code) else "   "
         out.append(f"{count:6d}  {code}  {mark} {rule.summary if rule else ''}".rstrip())
+    if with_summary and (report.findings or not report.errors):
+        out.append(summary(report))
     return "\n".join(out) + ("\n" if out else "")
+
+
+def fix_listing(applied: dict[str, dict[str, int]], rules: dict[str, type[Rule]], root: Path,
+                verb: str = "Fixed") -> str:
+    """Render ``--show-fixes``: the fixes applied (or, for ``--diff``, to be applied).
+
+    Args:
+        applied: ``{project-relative path: {code: number of fixes}}``.
+        rules: ``{code: rule class}``, for the rule names.
+        root: The project root.
+        verb: ``Fixed`` or ``Would fix``.
+
+    Returns:
+        ``Fixed N findings:`` then per file ``- path:`` and ``    K × CODE (name)`` lines,
+        or ``No findings fixed.`` when there were none.
+    """
+    total = sum(sum(codes.values()) for codes in applied.values())
+    if not total:
+        return "No findings fixed.\n" if verb == "Fixed" else "No findings would be fixed.\n"
+    out = [f"{verb} {plural(total, 'finding')}:"]
+    for rel in sorted(applied):
+        codes = applied[rel]
+        if not codes:
+            continue
+        out.append(f"- {display_path(rel, root)}:")
+        for code, count in sorted(codes.items(), key=lambda kv: (-kv[1], kv[0])):
+            rule = rules.get(code)
+            name = f" ({rule.name})" if rule is not None and rule.name else ""
+            out.append(f"    {count} \u00d7 {code}{name}")
+    return "\n".join(out) + "\n"
 
 
 def _finding_json(f: Finding, root: Path) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from lint_engine_testkit import project, run_cli, test_rules, write  # noqa: F40
 
 def test_exit_codes_0_1_and_exit_zero(project, test_rules, capsys):
     write(project, {"a.py": "def fine():\n    pass\n"})
-    assert run_cli(capsys, "--select", "MLC991", ".")[0] == 0
+    assert run_cli(capsys, "--select", "MLC991", ".")[:2] == (0, "All checks passed!\n")
     write(project, {"a.py": "def bad_a():\n    pass\n"})
     code, out, _ = run_cli(capsys, "--select", "MLC991", ".")
     assert code == 1 and out == "a.py:1:5: MLC991 [*] function `bad_a` is bad\nFound 1 finding (1 fixable with --fix).\n"
@@ -25,7 +25,7 @@ def test_exit_codes_0_1_and_exit_zero(project, test_rules, capsys):
     ('[tool.mlcheck.lint]\ndocstring-convention = "rst"\n', "[tool.mlcheck.lint] docstring-convention",
      "'rst' is not one of google, numpy, sphinx, auto"),
     ('[tool.mlcheck.lint]\ndocstring-coverage = 120\n', "[tool.mlcheck.lint] docstring-coverage",
-     "120 is not a percentage between 0 and 100"),
+     "120.0 is not a percentage between 0 and 100"),
     ('[tool.mlcheck.lint]\npublic-api = "everything"\n', "[tool.mlcheck.lint] public-api", "'everything' is not one of"),
     ('[tool.mlcheck.lint]\nper-file-ignores = ["x"]\n', "[tool.mlcheck.lint] per-file-ignores", "expected a table"),
     ('[tool.mlcheck.lint]\nper-file-ignores = { "t/*" = ["NOPE1"] }\n',
@@ -87,7 +87,9 @@ def test_show_source_and_statistics(project, test_rules, capsys):
     code, out, _ = run_cli(capsys, "--select", "MLC991,MLC992", "--show-source", ".")
     assert "a.py:1:5: MLC991 [*] function `bad_a` is bad\n    def bad_a():\n        ^^^^^\n" in out
     code, out, _ = run_cli(capsys, "--select", "MLC991,MLC992", "--statistics", ".")
-    assert out == "     2  MLC992      print call\n     1  MLC991  [*] function named bad_*\n"
+    assert out == ("     2  MLC992      print call\n     1  MLC991  [*] function named bad_*\n"
+                   "Found 3 findings (1 fixable with --fix); 2 more with --fix --unsafe-fixes "
+                   "(preview with --diff --unsafe-fixes).\n")
 
 
 def test_explain_and_list_rules_cover_engine_codes(capsys):

@@ -236,7 +236,7 @@ def test_nan_equals_nan_in_the_same_position_only():
     assert compare(np.array([1.0, np.nan]), np.array([1.0, np.nan])) is None
     assert compare(float("nan"), float("nan")) is None
     diff = compare(np.array([1.0, np.nan]), np.array([np.nan, 1.0]))
-    assert "2 of 2 elements differ" in diff.text and "NaN/Inf in one run only" in diff.text
+    assert "2 of 2 elements differ" in diff.text and "NaN/Inf on one side only" in diff.text
 
 
 def test_zero_tolerance_is_bitwise_and_tolerances_relax_it():
@@ -276,16 +276,16 @@ def test_uncomparable_objects_raise_naming_the_path():
 
 
 @pytest.mark.parametrize("call, error, text", [
-    (lambda: assert_deterministic(len, [1], runs=1), ValueError, "runs must be at least 2"),
-    (lambda: assert_deterministic(len, [1], runs=2.0), TypeError, "runs must be an int"),
-    (lambda: assert_deterministic(42), TypeError, "fn must be callable"),
+    (lambda: assert_deterministic(len, [1], runs=1), ValueError, "runs must be an int >= 2, got 1; one run has nothing to compare with"),
+    (lambda: assert_deterministic(len, [1], runs=2.0), TypeError, "runs must be an int >= 2, got float"),
+    (lambda: assert_deterministic(42), TypeError, "fn must be a callable"),
     (lambda: assert_deterministic(len, [1], atol=-1.0), ValueError, "atol must be a finite number >= 0"),
-    (lambda: assert_deterministic(len, [1], seed=-1), ValueError, "seed must be in"),
+    (lambda: assert_deterministic(len, [1], seed=-1), ValueError, "assert_deterministic: seed must be in"),
     (lambda: assert_seed_invariant(len, [1], seeds=()), ValueError, "seeds is empty"),
-    (lambda: assert_seed_invariant(len, [1], seeds=(3,)), ValueError, "at least 2 different seeds"),
+    (lambda: assert_seed_invariant(len, [1], seeds=(3,)), ValueError, "needs at least 2 different seeds"),
     (lambda: assert_seed_sensitive(len, [1], seeds=(1, 1)), ValueError, "seeds must all differ"),
     (lambda: assert_seed_sensitive(len, [1], seeds="01"), TypeError, "seeds must be a sequence"),
-    (lambda: assert_seed_sensitive("fn"), TypeError, "fn must be callable"),
+    (lambda: assert_seed_sensitive("fn"), TypeError, "fn must be a callable"),
 ])
 def test_bad_input_is_rejected_clearly(call, error, text):
     with pytest.raises(error, match=text):

@@ -60,7 +60,7 @@ def test_missing_baseline_fails_and_nothing_is_written_without_update(pytester):
         "run pytest --mlcheck-update to record it*",
         "*accuracy*-*0.9*NEW*",
         "*pytest test_model.py::test_eval --mlcheck-update*",
-        "1 metrics: 1 new",
+        "1 metric: 1 new",
     ])
     assert not (pytester.path / "mlcheck_baselines").exists()
 
@@ -100,7 +100,7 @@ def test_two_sided_metric_fails_both_ways_with_a_teaching_table(pytester):
             "*likely causes:*",
             "*to accept the current values*",
             "*pytest test_model.py::test_eval --mlcheck-update*",
-            "1 metrics: 1 regressed",
+            "1 metric: 1 regressed",
         ])
 
 
@@ -214,7 +214,7 @@ def test_nan_current_fails_against_an_existing_baseline(pytester):
     make_metric_test(pytester, '{"loss": float("nan")}', ', lower_is_better=["loss"], atol=1e9')
     result = run(pytester)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*loss*0.3*nan*NON-FINITE*", "1 metrics: 1 non-finite"])
+    result.stdout.fnmatch_lines(["*loss*0.3*nan*NON-FINITE*", "1 metric: 1 non-finite"])
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -359,7 +359,7 @@ def test_check_repeated_noise_aware_band(pytester):
     result.stdout.fnmatch_lines(["*metric_regression.check_repeated*",
                                  "*accuracy*± *(n=6)*± *(n=6)*higher is better*REGRESSED*"])
     pytester.makepyfile(test_model=REPEATED.format(shift=+0.05))
-    run(pytester).stdout.fnmatch_lines(["1 metrics: 1 improved"])
+    run(pytester).stdout.fnmatch_lines(["1 metric: 1 improved"])
 
 
 def test_check_repeated_band_formula(pytester):
@@ -396,7 +396,7 @@ def test_check_repeated_non_finite_seed_and_bad_input(pytester):
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines_random([
         "*loss is non-finite for seed(s) [[]2[]]*",
-        "*ValueError: check_repeated needs at least 2 seeds*",
+        "*ValueError: metric_regression.check_repeated: seeds needs at least 2 different seeds*",
         "*ValueError: fn(2) reported metrics [[]'m2'[]] but fn(1) reported [[]'m1'[]]*",
     ])
 
@@ -442,13 +442,13 @@ def test_check_array_snapshot_and_detailed_mismatch(pytester):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
         "*check_array: array 'predictions' of test_model.py::test_eval differs from its snapshot",
-        "*2 of 24 elements (8.33%) differ beyond atol 1e-06 + rtol 0*max abs error 0.5*",
-        "*1 element(s) became NaN or infinite*",
-        "*first mismatching elements:*",
-        "*index [[]1, 2[]]: baseline*, current*",
-        "*index [[]3, 5[]]: baseline 1.0, current nan*",
+        "*2 of 24 elements differ (8.33%) beyond atol 1e-06 + rtol 0·|baseline|",
+        "*max abs diff 0.5, max rel diff*",
+        "*first at index (1, 2): * (baseline) vs * (current)",
+        "*next: [[]3, 5[]]: 1.0 vs nan",
+        "*1 differing elements are NaN/Inf on one side only (1 became NaN/Inf in current)",
         "*pytest test_model.py::test_eval --mlcheck-update*",
-        "1 arrays: 1 regressed",
+        "1 array: 1 regressed",
     ])
 
 
@@ -456,9 +456,9 @@ def test_check_array_shape_and_dtype_changes(pytester):
     pytester.makepyfile(test_model=ARRAY_TEST.format(edit="pass"))
     run(pytester, "--mlcheck-update").assert_outcomes(passed=1)
     pytester.makepyfile(test_model=ARRAY_TEST.format(edit="preds = preds.reshape(6, 4)"))
-    run(pytester).stdout.fnmatch_lines(["*shape changed: [[]4, 6[]] -> [[]6, 4[]]*"])
+    run(pytester).stdout.fnmatch_lines(["*shape (4, 6) (baseline) vs shape (6, 4) (current)*"])
     pytester.makepyfile(test_model=ARRAY_TEST.format(edit="preds = preds.astype(np.float64)"))
-    run(pytester).stdout.fnmatch_lines(["*dtype changed: float32 -> float64*"])
+    run(pytester).stdout.fnmatch_lines(["*dtype float32 (baseline) vs dtype float64 (current)*"])
     run(pytester, "--mlcheck-update").assert_outcomes(passed=1)
     run(pytester).assert_outcomes(passed=1)
 
@@ -558,7 +558,7 @@ def test_works_with_numpy_only(pytester, numpy_only):
     assert env["torch"] == "none"
     result = numpy_only("--mlcheck", f"--mlcheck-report={report}")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*torch not installed*", "2 metrics: 2 ok", "1 arrays: 1 ok"])
+    result.stdout.fnmatch_lines(["*torch not installed*", "2 metrics: 2 ok", "1 array: 1 ok"])
     data = json.loads(report.read_text())
     assert data["environment"]["torch"] == "none"
     assert sorted(r["verdict"] for r in data["records"]) == ["ok", "ok", "ok"]

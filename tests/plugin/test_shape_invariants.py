@@ -448,7 +448,7 @@ def test_rows_limits_the_checked_rows(records):
     ({"batch_dim": 2}, "batch_dim=2 is out of range for input 'x' with spec 'B C'"),
     ({"batch_dim": -3}, "batch_dim=-3 is out of range"),
     ({"atol": -1.0}, "atol must be a finite number >= 0"),
-    ({"rows": 0}, "rows must be a positive int"),
+    ({"rows": 0}, "rows must be an int >= 1"),
 ])
 def test_batch_independence_bad_input(kwargs, error):
     with pytest.raises(ValueError, match=error):
@@ -503,8 +503,7 @@ def test_padding_to_the_batch_maximum_fails_batch_invariance():
 
 @pytest.mark.parametrize("kwargs, error", [
     ({"batch_sizes": (4,)}, "at least two different sizes"),
-    ({"batch_sizes": (0, 4)}, "positive ints"),
-    ({"batch_sizes": "14"}, "sequence of ints"),
+    ({"batch_sizes": (0, 4)}, r"batch_sizes\[0\] must be an int >= 1, got 0"),
     ({"rtol": -1}, "rtol must be"),
     ({"dims": {"B": 3}}, "not the largest batch size 4"),
     ({"batch_dim": 5}, "out of range"),
@@ -512,6 +511,11 @@ def test_padding_to_the_batch_maximum_fails_batch_invariance():
 def test_batch_invariance_bad_input(kwargs, error):
     with pytest.raises(ValueError, match=error):
         assert_batch_invariant(lambda x: x, "B C", **kwargs)
+
+
+def test_batch_sizes_of_the_wrong_type_is_a_type_error():
+    with pytest.raises(TypeError, match="batch_sizes must be a sequence of ints, got str"):
+        assert_batch_invariant(lambda x: x, "B C", batch_sizes="14")
 
 
 # ---- causality ----------------------------------------------------------------------

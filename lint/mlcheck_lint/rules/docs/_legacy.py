@@ -32,8 +32,8 @@ from typing import Any, Iterable, Iterator
 
 import libcst as cst
 
-from ..api import Edit, Finding, Fix, ProjectRule, Rule, register
-from ..docstrings import UNKNOWN, DocParam, Docstring, literal_value, parse_docstring, same_value
+from ...api import Edit, Finding, Fix, ProjectRule, Rule, register
+from ...docstrings import UNKNOWN, DocParam, Docstring, literal_value, parse_docstring, same_value
 
 # ---------------------------------------------------------------------------------------
 # The shared per-file analysis

@@ -1,0 +1,273 @@
+"""Run real ML libraries' own test suites plain, with ``--mlcheck`` and with ``-n 2 --mlcheck``.
+
+The question: does turning the session guards on change any outcome in a test suite no
+one here wrote, and when it does, is that a real finding, a false alarm or a bug of ours?
+Each suite's test outcomes are compared test by test; every test whose outcome differs is
+printed with the plugin's message, to be judged by a person (see ``benchmarks/README.md``).
+
+For each suite this script:
+
+1. downloads the named sdist with ``pip download --no-binary :all: --no-deps`` and
+   unpacks it (the sdist ships the tests; the package is imported from that tree);
+2. makes a virtual environment for the suite *on top of* the project's ``.venv``: a
+   ``.pth`` line adds ``.venv``'s site-packages, so the suite shares the project's torch
+   and pytest-mlcheck, and only its own missing dependencies are installed (by pip, from
+   the registry);
+3. runs the selected tests three times, ``-p no:randomly -p no:cacheprovider`` each time,
+   with a JUnit XML report per run, and measures wall time and the CPU time of the
+   pytest process and its children (``resource.getrusage``);
+4. prints the outcome counts, the guard overhead (``--mlcheck`` over plain, same run) and
+   every test whose outcome differs, with the first lines of its failure message.
+
+Run: ``.venv/bin/python benchmarks/real_suites.py [--suite einops --suite skorch ...]
+[--work /work/venvs/real_suites] [--no-xdist] [--json results.json]``.
+A suite's test subset is part of its definition below (``SUITES``), and can be narrowed
+further with ``--k EXPR`` (applies to every suite chosen).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import subprocess
+import sys
+import tarfile
+import time
+import xml.etree.ElementTree as ET
+from typing import Iterable
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """One real test suite: which sdist, what it needs and which tests to run.
+
+    Attributes:
+        name: The distribution name on the registry.
+        version: The exact version downloaded.
+        deps: Requirements installed into the suite's environment (beyond ``.venv``).
+        tests: Test paths inside the unpacked sdist.
+        args: Extra pytest arguments (``-k`` subsets, ``-W`` options, ``-p`` plugins).
+        env: Environment variables the suite's tests read.
+        note: Why the subset or options were chosen, printed with the results.
+    """
+
+    name: str
+    version: str
+    deps: tuple[str, ...] = ()
+    tests: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    note: str = ""
+
+
+SUITES: dict[str, Suite] = {s.name: s for s in (
+    Suite("einops", "0.8.2", deps=(), tests=("einops/tests",),
+          env=(("EINOPS_TEST_BACKENDS", "numpy,torch"),),
+          note="numpy and torch backends (the ones installed); test_notebooks needs nbconvert "
+               "and is deselected"),
+    Suite("skorch", "1.4.0", deps=("scikit-learn", "scipy", "tabulate", "tqdm", "pandas", "flaky"),
+          tests=("skorch/tests",),
+          args=("-k", "not test_hf and not test_llm and not test_cli and not test_parsing and "
+                      "not test_wandb and not test_mlflow and not test_neptune and not "
+                      "test_sacred and not test_tensorboard and not test_dataset_lightning",),
+          note="optional integrations (Hugging Face, LLM, W&B, MLflow, Neptune, Sacred, "
+               "TensorBoard, CLI) deselected: their packages are not installed"),
+    Suite("einx", "0.4.3", deps=("sympy", "frozendict"), tests=("test",),
+          note="numpy and torch backends (jax, tensorflow, mlx not installed)"),
+    Suite("gpytorch", "1.15.2", deps=("linear_operator>=0.6", "jaxtyping", "mpmath", "scipy",
+                                      "scikit-learn"),
+          tests=("test/examples", "test/distributions", "test/likelihoods"),
+          note="examples, distributions and likelihoods (the parts that run whole models); "
+               "the kernel and lazy-tensor unit tests are left out for time"),
+)}
+
+
+def run(cmd: list[str], cwd: str | None = None, env: dict | None = None, timeout: float = 3600,
+        check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command, printing it first; raise with its output when it fails and ``check``."""
+    print("+", " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, timeout=timeout, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} exited with {proc.returncode}:\n{proc.stdout[-3000:]}\n"
+                           f"{proc.stderr[-3000:]}")
+    return proc
+
+
+def prepare(suite: Suite, work: str) -> tuple[str, str]:
+    """Download and unpack the sdist, build the suite's environment; return (python, srcdir)."""
+    sdists = os.path.join(work, "sdists")
+    os.makedirs(sdists, exist_ok=True)
+    archive = next((os.path.join(sdists, f) for f in os.listdir(sdists)
+                    if f.lower().startswith(f"{suite.name.lower()}-{suite.version}.")), None)
+    if archive is None:
+        run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
+             "-d", sdists, f"{suite.name}=={suite.version}"])
+        archive = next(os.path.join(sdists, f) for f in os.listdir(sdists)
+                       if f.lower().startswith(f"{suite.name.lower()}-{suite.version}."))
+    src = os.path.join(work, "src", f"{suite.name}-{suite.version}")
+    if not os.path.isdir(src):
+        with tarfile.open(archive) as tar:
+            top = os.path.realpath(os.path.join(work, "src"))
+            for member in tar.getmembers():  # an sdist must not write outside its folder
+                target = os.path.realpath(os.path.join(top, member.name))
+                if not target.startswith(top + os.sep) or member.issym() or member.islnk():
+                    raise RuntimeError(f"{archive}: refusing to unpack {member.name!r}")
+            tar.extractall(top)
+    venv = os.path.join(work, "venvs", suite.name)
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        base = getattr(sys, "_base_executable", sys.executable)
+        run([base, "-m", "venv", venv])
+        site = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
+        ours = run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]
+                   ).stdout.strip()
+        with open(os.path.join(site, "zz_project_venv.pth"), "w", encoding="utf-8") as f:
+            # addsitedir, not a bare path: .venv's own .pth files (the editable install of
+            # pytest-mlcheck) must be processed too.
+            f.write(f"import site; site.addsitedir({ours!r})\n")
+    if suite.deps:
+        run([python, "-m", "pip", "install", "-q", *suite.deps], timeout=1800)
+    return python, src
+
+
+@dataclasses.dataclass
+class Outcome:
+    """One pytest run of a suite: per-test outcomes, messages and times."""
+
+    label: str
+    outcomes: dict[str, str]
+    messages: dict[str, str]
+    wall: float
+    cpu: float
+    returncode: int
+    tail: str
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_pytest(suite: Suite, python: str, src: str, label: str, extra: list[str],
+               k: str | None, work: str, timeout: float) -> Outcome:
+    """Run the suite's tests once and read the outcomes back from the JUnit XML report."""
+    xml = os.path.join(work, "results", f"{suite.name}-{label.replace(' ', '_')}.xml")
+    os.makedirs(os.path.dirname(xml), exist_ok=True)
+    if os.path.exists(xml):
+        os.remove(xml)
+    args = [python, "-m", "pytest", *suite.tests, "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
+            "-o", "addopts=", "--junitxml", xml, "-o", "junit_family=xunit2", *suite.args, *extra]
+    if k:
+        args += ["-k", k]
+    env = {**os.environ, **dict(suite.env), "PYTHONDONTWRITEBYTECODE": "1"}
+    cpu0, t0 = _children_cpu(), time.perf_counter()
+    proc = run(args, cwd=src, env=env, timeout=timeout, check=False)
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
+    outcomes, messages = read_junit(xml) if os.path.exists(xml) else ({}, {})
+    return Outcome(label, outcomes, messages, wall, cpu, proc.returncode,
+                   (proc.stdout + proc.stderr)[-4000:])
+
+
+def read_junit(path: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Return ``{test id: outcome}`` and ``{test id: message}`` from a JUnit XML report."""
+    outcomes: dict[str, str] = {}
+    messages: dict[str, str] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        test = f"{case.get('classname', '')}::{case.get('name', '')}"
+        outcome = "passed"
+        for child in case:
+            if child.tag in ("failure", "error"):
+                outcome = "failed" if child.tag == "failure" else "error"
+                messages[test] = (child.get("message") or "") + "\n" + (child.text or "")
+            elif child.tag == "skipped":
+                outcome = "xfailed" if child.get("type") == "pytest.xfail" else "skipped"
+        if test in outcomes and outcomes[test] != "passed":
+            continue  # a teardown error after a failure keeps the failure
+        outcomes[test] = outcome
+    return outcomes, messages
+
+
+def counts(outcomes: dict[str, str]) -> str:
+    """Return e.g. ``120 passed, 3 skipped``."""
+    tally: dict[str, int] = {}
+    for o in outcomes.values():
+        tally[o] = tally.get(o, 0) + 1
+    return ", ".join(f"{n} {o}" for o, n in sorted(tally.items(), key=lambda kv: -kv[1])) or "no tests"
+
+
+def differences(plain: Outcome, other: Outcome) -> list[tuple[str, str, str, str]]:
+    """Return ``(test, plain outcome, other outcome, other's message)`` for each changed test."""
+    out = []
+    for test in sorted(set(plain.outcomes) | set(other.outcomes)):
+        a, b = plain.outcomes.get(test, "not run"), other.outcomes.get(test, "not run")
+        if a != b:
+            out.append((test, a, b, other.messages.get(test, "")))
+    return out
+
+
+def _excerpt(message: str, lines: int = 12) -> str:
+    """The plugin's part of a failure message, or its first lines."""
+    text = message.strip().splitlines()
+    for i, line in enumerate(text):
+        if "NaN/Inf" in line or "silent-bug warning" in line or "mlcheck" in line:
+            return "\n".join(text[i:i + lines])
+    return "\n".join(text[:lines])
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """Run the chosen suites and print the comparison; return 0 (differences are data)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", action="append", choices=sorted(SUITES),
+                        help="suite to run (repeatable; default: all)")
+    parser.add_argument("--work", default="/work/venvs/real_suites",
+                        help="folder for sdists, unpacked sources, environments and results")
+    parser.add_argument("--k", default=None, help="an extra -k expression for every suite")
+    parser.add_argument("--no-xdist", action="store_true", help="skip the -n 2 --mlcheck run")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per pytest run")
+    parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    opts = parser.parse_args(list(argv) if argv is not None else None)
+    results = []
+    for name in opts.suite or list(SUITES):
+        suite = SUITES[name]
+        python, src = prepare(suite, opts.work)
+        runs = [("plain", []), ("mlcheck", ["--mlcheck"])]
+        if not opts.no_xdist:
+            runs.append(("xdist mlcheck", ["-n", "2", "--mlcheck"]))
+        done = [run_pytest(suite, python, src, label, extra, opts.k, opts.work, opts.timeout)
+                for label, extra in runs]
+        plain = done[0]
+        print(f"\n=== {suite.name} {suite.version}: {suite.note}")
+        for o in done:
+            print(f"  {o.label:14s} {counts(o.outcomes):50s} wall {o.wall:7.1f} s  cpu {o.cpu:7.1f} s"
+                  f"  (exit {o.returncode})")
+            if not o.outcomes:
+                print("    no JUnit report; output tail:\n" + o.tail)
+        mlc = done[1]
+        if plain.wall and plain.cpu:
+            print(f"  --mlcheck / plain: wall {mlc.wall / plain.wall:.3f}x, cpu {mlc.cpu / plain.cpu:.3f}x")
+        entry = {"suite": suite.name, "version": suite.version, "note": suite.note,
+                 "runs": {o.label: {"counts": counts(o.outcomes), "wall": o.wall, "cpu": o.cpu}
+                          for o in done}, "differences": {}}
+        for o in done[1:]:
+            diffs = differences(plain, o)
+            entry["differences"][o.label] = [{"test": t, "plain": a, "with": b, "message": _excerpt(m)}
+                                            for t, a, b, m in diffs]
+            print(f"  {len(diffs)} tests differ between plain and {o.label}")
+            for test, a, b, message in diffs:
+                print(f"    {test}: {a} -> {b}")
+                if message:
+                    print("      " + _excerpt(message).replace("\n", "\n      "))
+        results.append(entry)
+    if opts.json:
+        with open(opts.json, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,279 @@
+"""pandas smells: chained assignment that may write to a copy, and discarded results of
+methods that return a new frame.
+
+Both rules only flag receivers known to be DataFrames or Series: names assigned from
+``pd.read_*``, ``pd.DataFrame``, ``pd.Series``, ``pd.concat`` and friends, from a
+frame-returning method or a subscript of a known frame, and parameters annotated
+``pd.DataFrame``/``pd.Series``. A list of lists or a NumPy array indexed twice is never
+flagged.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from ...api import register
+from ._base import AstVisitorRule, dotted_name, keyword, is_literal, qualified_names
+
+_CONSTRUCTORS = frozenset({
+    "DataFrame", "Series", "concat", "merge", "merge_asof", "merge_ordered", "get_dummies", "pivot_table",
+    "crosstab", "melt", "json_normalize", "read_csv", "read_table", "read_excel", "read_parquet", "read_json",
+    "read_feather", "read_sql", "read_sql_query", "read_sql_table", "read_hdf", "read_fwf", "read_orc",
+    "read_stata", "read_sas", "read_spss", "read_xml", "read_clipboard", "read_pickle"})
+_FRAME_METHODS = frozenset({
+    "copy", "dropna", "fillna", "drop", "rename", "sort_values", "sort_index", "reset_index", "set_index",
+    "astype", "replace", "merge", "join", "assign", "query", "head", "tail", "sample", "drop_duplicates",
+    "filter", "pivot", "pivot_table", "melt", "ffill", "bfill", "interpolate", "where", "mask", "clip",
+    "round", "abs", "rename_axis", "reindex", "select_dtypes", "explode", "infer_objects", "convert_dtypes",
+    "transpose", "nlargest", "nsmallest", "to_frame", "dropna", "isna", "notna", "isnull", "notnull"})
+#: methods whose result is a new object unless ``inplace=True`` (astype has no inplace).
+_DISCARDABLE = frozenset({"dropna", "fillna", "drop", "rename", "sort_values", "sort_index", "reset_index",
+                          "set_index", "astype", "replace", "drop_duplicates", "ffill", "bfill", "interpolate",
+                          "where", "mask", "clip", "round", "rename_axis", "reindex", "infer_objects",
+                          "convert_dtypes", "abs", "assign", "query", "merge", "join"})
+
+
+class _Frames:
+    """Which dotted names hold a DataFrame or Series, per function scope."""
+
+    def __init__(self) -> None:
+        self.scopes: list[set[str]] = [set()]
+
+    def known(self, node: ast.AST) -> bool:
+        while type(node) is ast.Subscript:
+            node = node.value  # type: ignore[attr-defined]
+        key = dotted_name(node)
+        return key is not None and any(key in s for s in (self.scopes[-1], self.scopes[0]))
+
+
+def _is_frame_expr(names: Any, frames: _Frames, value: ast.AST) -> bool:
+    kind = type(value)
+    if kind is ast.Call:
+        func = value.func  # type: ignore[attr-defined]
+        qual = names.resolve(func)
+        if qual is not None:
+            return qual.startswith("pandas.") and qual.rsplit(".", 1)[-1] in _CONSTRUCTORS
+        if type(func) is ast.Attribute and func.attr in _FRAME_METHODS:
+            if keyword(value, "inplace") is not None and not is_literal(keyword(value, "inplace").value, False):  # type: ignore[arg-type, union-attr]
+                return False
+            return frames.known(func.value)
+        return False
+    if kind is ast.Subscript:
+        return frames.known(value)
+    if kind in (ast.Name, ast.Attribute):
+        return frames.known(value)
+    return False
+
+
+class _FrameTracking(AstVisitorRule):
+    """Base of the pandas rules: follows which names hold frames through the walk."""
+
+    requires_text = ("pandas",)
+
+    def begin_file(self, ctx: Any) -> None:
+        """Start a file.
+
+        Args:
+            ctx: The file context.
+        """
+        super().begin_file(ctx)
+        self.frames = _Frames()
+        self.pandas = qualified_names(ctx).imports("pandas")
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        """Open a scope; parameters annotated as DataFrame or Series are frames.
+
+        Args:
+            node: The function.
+        """
+        scope: set[str] = set()
+        if self.pandas:
+            names = qualified_names(self.ctx)
+            args = node.args
+            for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+                annotation = arg.annotation
+                if annotation is None:
+                    continue
+                if type(annotation) is ast.Constant and isinstance(annotation.value, str):
+                    text = annotation.value
+                    local = text.split(".", 1)[0]
+                    qual = names.bindings.get(local, "") + text[len(local):]
+                else:
+                    qual = names.resolve(annotation) or ""
+                if qual in ("pandas.DataFrame", "pandas.Series", "pandas.core.frame.DataFrame"):
+                    scope.add(arg.arg)
+        self.frames.scopes.append(scope)
+
+    def leave_FunctionDef(self, node: ast.AST) -> None:
+        """Close a scope.
+
+        Args:
+            node: The function.
+        """
+        self.frames.scopes.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+    leave_AsyncFunctionDef = leave_FunctionDef
+
+    def _assign(self, targets: list[ast.expr], value: ast.AST) -> None:
+        if not self.pandas:
+            return
+        frame = _is_frame_expr(qualified_names(self.ctx), self.frames, value)
+        for target in targets:
+            key = dotted_name(target)
+            if key is None:
+                continue
+            # self.df assigned in __init__ is a frame in every method: keep attributes
+            # of self at module scope.
+            scope = self.frames.scopes[0] if "." in key else self.frames.scopes[-1]
+            if frame:
+                scope.add(key)
+            else:
+                scope.discard(key)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        """Track frames; subclasses check the targets first.
+
+        Args:
+            node: The assignment.
+        """
+        self.check_targets(node.targets)
+        self._assign(node.targets, node.value)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        """Track frames through annotated assignments.
+
+        Args:
+            node: The assignment.
+        """
+        if node.value is not None:
+            self.check_targets([node.target])
+            self._assign([node.target], node.value)
+
+    def check_targets(self, targets: list[ast.expr]) -> None:
+        """Check assignment targets (overridden by MLC313).
+
+        Args:
+            targets: The targets.
+        """
+
+
+@register
+class ChainedAssignment(_FrameTracking):
+    """Flags pandas chained assignment, which may write to a temporary copy.
+
+    What it does:
+        Finds ``df[a][b] = v``, ``df.loc[i][c] = v`` and ``df[c].loc[i] = v`` where
+        ``df`` is known to be a DataFrame or Series (``.loc``/``.iloc`` chains are
+        flagged in any file that imports pandas).
+
+    Why is this bad?
+        The first indexing may return a copy; the assignment then changes the copy and
+        the frame stays as it was. pandas warns only sometimes
+        (``SettingWithCopyWarning``), and under copy-on-write (the default from pandas
+        3.0) such an assignment never changes the frame.
+
+    Example:
+        ```python
+        df["price"][df["price"] < 0] = 0
+        ```
+
+    Use instead:
+        ```python
+        df.loc[df["price"] < 0, "price"] = 0
+        ```
+    """
+
+    code = "MLC313"
+    name = "pandas-chained-assignment"
+    summary = "pandas chained assignment may modify a copy and silently do nothing"
+
+    def check_targets(self, targets: list[ast.expr]) -> None:
+        """Check assignment targets.
+
+        Args:
+            targets: The targets.
+        """
+        if not self.pandas:
+            return
+        for target in targets:
+            if type(target) is not ast.Subscript:
+                continue
+            inner = target.value
+            flagged = False
+            if type(inner) is ast.Subscript:
+                base = inner.value
+                if type(base) is ast.Attribute and base.attr in ("loc", "iloc"):
+                    flagged = True
+                elif self.frames.known(base):
+                    flagged = True
+            elif type(inner) is ast.Attribute and inner.attr in ("loc", "iloc", "at", "iat") \
+                    and type(inner.value) is ast.Subscript and self.frames.known(inner.value):
+                flagged = True
+            if flagged:
+                self.report(target, "chained assignment: the first indexing may return a copy, so this "
+                                    "assignment can silently leave the frame unchanged; index once with "
+                                    "`.loc[rows, column] = value`")
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        """Check an augmented assignment's target.
+
+        Args:
+            node: The assignment.
+        """
+        self.check_targets([node.target])
+
+
+@register
+class DiscardedPandasResult(_FrameTracking):
+    """Flags a pandas method whose new result is thrown away.
+
+    What it does:
+        Finds a bare statement ``df.dropna()`` (``fillna``, ``drop``, ``rename``,
+        ``sort_values``, ``reset_index``, ``astype``, ``replace`` and other methods
+        that return a new object) without ``inplace=True``, on a receiver known to be a
+        DataFrame or Series.
+
+    Why is this bad?
+        These methods do not change the frame; they return a changed copy. Discarding
+        it leaves the data as it was, so missing values, wrong types or unsorted rows
+        silently flow into training.
+
+    Example:
+        ```python
+        df = pd.read_csv("train.csv")
+        df.dropna()
+        ```
+
+    Use instead:
+        ```python
+        df = pd.read_csv("train.csv")
+        df = df.dropna()
+        ```
+    """
+
+    code = "MLC314"
+    name = "pandas-result-discarded"
+    summary = "result of a pandas method that returns a new object is discarded"
+
+    def visit_Expr(self, node: ast.Expr) -> None:
+        """Check a bare expression statement.
+
+        Args:
+            node: The statement.
+        """
+        call = node.value
+        if not self.pandas or type(call) is not ast.Call or type(call.func) is not ast.Attribute:
+            return
+        method = call.func.attr
+        if method not in _DISCARDABLE or any(kw.arg is None for kw in call.keywords):
+            return
+        inplace = keyword(call, "inplace")
+        if inplace is not None and not is_literal(inplace.value, False):
+            return
+        if not self.frames.known(call.func.value):
+            return
+        receiver = dotted_name(call.func.value) or "the frame"
+        self.report(call, f"`{receiver}.{method}(...)` returns a new object, which is discarded here: "
+                          f"`{receiver}` is unchanged; assign the result (`{receiver} = {receiver}.{method}(...)`)")

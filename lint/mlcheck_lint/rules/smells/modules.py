@@ -1,0 +1,408 @@
+"""Smells in ``nn.Module`` code: calls that skip hooks, dropout that never turns off,
+parameters and submodules that are silently not registered, a ``requires_grad`` typo."""
+
+from __future__ import annotations
+
+import ast
+
+from ...api import Fix, register
+from ._base import (AstVisitorRule, dotted_name, enclosing_method, first_param, has_star_args, insert_after,
+                    is_literal, is_module_class, keyword, module_classes, qualified_names, replace,
+                    replace_between, span)
+
+_TORCH = ("torch",)
+
+
+@register
+class ForwardCalledDirectly(AstVisitorRule):
+    """Flags a direct ``module.forward(...)`` call.
+
+    What it does:
+        Finds calls of ``.forward(...)`` on an object other than ``self`` or ``super()``:
+        ``model.forward(x)``, ``self.encoder.forward(x)``. ``super().forward(x)``,
+        ``super(Cls, self).forward(x)``, ``Base.forward(self, x)`` and ``self.forward(x)``
+        inside the module's own class (a LightningModule's ``training_step`` calling its
+        own ``forward``) are not flagged.
+
+    Why is this bad?
+        ``nn.Module.__call__`` runs the forward pre-hooks and hooks around ``forward``.
+        Calling ``forward`` directly skips them, so hooks registered by pruning,
+        quantization observers, weight normalisation, FSDP and DDP, or your own feature
+        extraction silently do nothing.
+
+    Example:
+        ```python
+        logits = model.forward(images)
+        ```
+
+    Use instead:
+        ```python
+        logits = model(images)
+        ```
+
+    Fix safety:
+        Unsafe: the call now runs the module's hooks, which is the point but changes
+        behaviour.
+    """
+
+    code = "MLC302"
+    name = "forward-called-directly"
+    summary = "module.forward(...) called directly skips the module's hooks"
+    fix_safety = "unsafe"
+    requires_text = ("forward(",)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        """Check a call.
+
+        Args:
+            node: The call.
+        """
+        func = node.func
+        if type(func) is not ast.Attribute or func.attr != "forward":
+            return
+        receiver = func.value
+        kind = type(receiver)
+        if kind is ast.Call:
+            if dotted_name(receiver.func) == "super":  # type: ignore[attr-defined]
+                return
+        elif kind is ast.Name:
+            name = receiver.id  # type: ignore[attr-defined]
+            # self/cls, and classes by convention (Base.forward(self, x), Function.forward).
+            if name in ("self", "cls") or name[:1].isupper():
+                return
+            method = enclosing_method(self.ctx.ancestors)
+            if method is not None and first_param(method[1]) == name:
+                return
+        if node.args and dotted_name(node.args[0]) in ("self",):
+            return  # an unbound call on a class: Mixin.forward(self, x)
+        parts = dotted_name(receiver)
+        if parts is not None:
+            root = parts.split(".", 1)[0]
+            qual = qualified_names(self.ctx).resolve(receiver)
+            if qual is not None and root != "self":
+                return  # an imported module or class (torch.autograd.Function subclasses)
+        receiver_text = dotted_name(receiver) or "the module"
+        fix = Fix("unsafe", "call the module instead of its forward method",
+                  (replace_between(self.ctx, receiver, True, func, ""),))
+        self.report(func, f"`{receiver_text}.forward(...)` skips the module's forward hooks; "
+                          f"call `{receiver_text}(...)` instead", fix)
+
+
+_DROPOUTS = {f"torch.nn.functional.{n}" for n in
+             ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout")}
+
+
+@register
+class FunctionalDropoutAlwaysOn(AstVisitorRule):
+    """Flags functional dropout in a module method that never turns off at evaluation.
+
+    What it does:
+        Finds ``F.dropout(x, p)`` (and ``dropout1d/2d/3d``, ``alpha_dropout``,
+        ``feature_alpha_dropout``) inside a method of an ``nn.Module`` subclass, called
+        without a ``training`` argument or with ``training=True``. Passing
+        ``self.training`` (by keyword or as the third positional argument) or ``False``
+        is fine, and so is ``p=0``.
+
+    Why is this bad?
+        Unlike ``nn.Dropout``, the functional form does not follow ``model.eval()``: its
+        ``training`` argument defaults to ``True``. The model keeps dropping activations
+        at evaluation and inference, so metrics are noisy and lower than they should be,
+        with no error. This bug shipped in a widely used MNIST example.
+
+    Example:
+        ```python
+        def forward(self, x):
+            return self.fc(F.dropout(x, 0.5))
+        ```
+
+    Use instead:
+        ```python
+        def forward(self, x):
+            return self.fc(F.dropout(x, 0.5, training=self.training))
+        ```
+
+    Fix safety:
+        Unsafe: evaluation results change (that is the bug being fixed).
+    """
+
+    code = "MLC303"
+    name = "functional-dropout-always-on"
+    summary = "functional dropout in a module without training=self.training stays on at eval"
+    fix_safety = "unsafe"
+    requires_text = ("dropout",)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        """Check a call.
+
+        Args:
+            node: The call.
+        """
+        func = node.func
+        last = func.attr if type(func) is ast.Attribute else func.id if type(func) is ast.Name else ""
+        if "dropout" not in last:
+            return
+        qual = qualified_names(self.ctx).resolve(func)
+        if qual not in _DROPOUTS or has_star_args(node):
+            return
+        method = enclosing_method(self.ctx.ancestors)
+        if method is None or not is_module_class(self.ctx, method[0]):
+            return
+        p = keyword(node, "p")
+        p_value = p.value if p is not None else (node.args[1] if len(node.args) > 1 else None)
+        if is_literal(p_value, 0) or is_literal(p_value, 0.0):
+            return
+        training = keyword(node, "training")
+        training_value = training.value if training is not None else (node.args[2] if len(node.args) > 2 else None)
+        if training_value is not None and not is_literal(training_value, True):
+            return
+        owner = first_param(method[1])
+        fn = dotted_name(func) or "F.dropout"
+        fix = None
+        if owner is not None:
+            if training_value is not None:
+                edit = replace(self.ctx, training_value, f"{owner}.training")
+            else:
+                last_arg = max([*node.args, *node.keywords], key=lambda a: (a.end_lineno, a.end_col_offset))
+                edit = insert_after(self.ctx, last_arg, f", training={owner}.training")
+            fix = Fix("unsafe", f"pass training={owner}.training", (edit,))
+        why = "with training=True" if training_value is not None else "without a training argument"
+        self.report(node, f"`{fn}(...)` {why} stays on after `model.eval()`; pass "
+                          f"`training={owner or 'self'}.training` (or use `nn.Dropout`)", fix)
+
+
+@register
+class RequireGradTypo(AstVisitorRule):
+    """Flags an assignment to ``.require_grad``, a typo for ``requires_grad``.
+
+    What it does:
+        Finds ``x.require_grad = ...`` (plain, augmented or annotated assignment).
+
+    Why is this bad?
+        Tensors and parameters accept new attributes, so the typo creates an unused
+        attribute and raises nothing: layers meant to be frozen keep training, or
+        layers meant to train stay frozen.
+
+    Example:
+        ```python
+        for p in backbone.parameters():
+            p.require_grad = False
+        ```
+
+    Use instead:
+        ```python
+        for p in backbone.parameters():
+            p.requires_grad = False
+        ```
+
+    Fix safety:
+        Unsafe: which parameters train changes (that is the bug being fixed).
+    """
+
+    code = "MLC309"
+    name = "require-grad-typo"
+    summary = "assignment to .require_grad (typo for requires_grad) does nothing"
+    fix_safety = "unsafe"
+    requires_text = ("require_grad",)
+
+    def _targets(self, targets: list[ast.expr]) -> None:
+        for target in targets:
+            if type(target) in (ast.Tuple, ast.List):
+                self._targets(target.elts)  # type: ignore[attr-defined]
+            elif type(target) is ast.Attribute and target.attr == "require_grad":  # type: ignore[attr-defined]
+                line, col, end_line, end_col = span(self.ctx, target)
+                from ...api import Edit
+
+                edit = Edit(end_line, end_col - len("require_grad"), end_line, end_col, "requires_grad")
+                self.report(target, "`.require_grad` is a typo: it creates a new attribute and leaves "
+                                    "`requires_grad` unchanged; write `.requires_grad`",
+                            Fix("unsafe", "rename to requires_grad", (edit,)))
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        """Check an assignment.
+
+        Args:
+            node: The assignment.
+        """
+        self._targets(node.targets)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        """Check an augmented assignment.
+
+        Args:
+            node: The assignment.
+        """
+        self._targets([node.target])
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        """Check an annotated assignment.
+
+        Args:
+            node: The assignment.
+        """
+        self._targets([node.target])
+
+
+_MOVES = frozenset({"to", "cuda", "cpu", "double", "float", "half", "bfloat16", "type"})
+_PARAMETER = {"torch.nn.Parameter", "torch.nn.parameter.Parameter"}
+
+
+@register
+class ParameterMovedAfterWrapping(AstVisitorRule):
+    """Flags ``nn.Parameter(...).to(...)`` (or ``.cuda()``, ``.double()``, ``.float()``,
+    ``.half()``) assigned to a name or attribute.
+
+    What it does:
+        Finds an assignment whose value is a ``Parameter`` moved or cast after it was
+        created.
+
+    Why is this bad?
+        ``.to()`` and the casts return a new, non-leaf tensor whenever they change the
+        device or dtype. The assigned value is then not a ``Parameter``: the module does
+        not register it, the optimizer never sees it, and its gradient flows into a
+        leaf nobody holds. Training runs and that weight never changes.
+
+    Example:
+        ```python
+        self.scale = nn.Parameter(torch.ones(dim)).to(device)
+        ```
+
+    Use instead:
+        ```python
+        self.scale = nn.Parameter(torch.ones(dim, device=device))
+        ```
+    """
+
+    code = "MLC310"
+    name = "parameter-moved-after-wrapping"
+    summary = "nn.Parameter(...).to(...) is a plain tensor, not a registered parameter"
+    requires_text = ("Parameter",)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        """Check an assignment.
+
+        Args:
+            node: The assignment.
+        """
+        value = node.value
+        moves = []
+        while (type(value) is ast.Call and type(value.func) is ast.Attribute  # type: ignore[attr-defined]
+               and value.func.attr in _MOVES):  # type: ignore[attr-defined]
+            moves.append(value.func.attr)  # type: ignore[attr-defined]
+            value = value.func.value  # type: ignore[attr-defined]
+        if not moves or type(value) is not ast.Call:
+            return
+        if qualified_names(self.ctx).resolve(value.func) not in _PARAMETER:  # type: ignore[attr-defined]
+            return
+        target = dotted_name(node.targets[0]) or "the target"
+        self.report(node.value, f"`{target}` gets the result of `Parameter(...).{moves[-1]}(...)`, a plain "
+                                f"non-leaf tensor: it is not registered and never trained; move the data "
+                                f"first, `nn.Parameter(data.{moves[-1]}(...))`")
+
+
+_NOT_SUBMODULES = {"Parameter", "ParameterList", "ParameterDict", "Buffer", "UninitializedParameter",
+                   "UninitializedBuffer"}
+_CONTAINERS = {"torch.nn.ModuleList", "torch.nn.ModuleDict", "torch.nn.Sequential", "torch.nn.ParameterList",
+               "torch.nn.ParameterDict"}
+
+
+@register
+class SubmodulesInPlainContainer(AstVisitorRule):
+    """Flags submodules kept in a plain list, tuple or dict on an ``nn.Module``.
+
+    What it does:
+        Finds ``self.layers = [nn.Linear(...), ...]`` (a list, tuple or dict literal, or
+        a comprehension) in a method of an ``nn.Module`` subclass, whose elements are
+        newly built modules (``torch.nn`` classes or module classes of the same file).
+        A container later wrapped in ``nn.ModuleList``/``nn.ModuleDict``/
+        ``nn.Sequential``, or a class that registers modules with ``add_module``/
+        ``register_module``, is not flagged.
+
+    Why is this bad?
+        ``nn.Module`` registers only attributes that are modules themselves. Modules
+        inside a plain container are invisible to ``.parameters()``, ``.to(device)``,
+        ``.train()``/``.eval()`` and ``state_dict()``: the optimizer never updates them,
+        they stay on the CPU, and checkpoints silently lack them.
+
+    Example:
+        ```python
+        self.blocks = [Block(dim) for _ in range(depth)]
+        ```
+
+    Use instead:
+        ```python
+        self.blocks = nn.ModuleList([Block(dim) for _ in range(depth)])
+        ```
+    """
+
+    code = "MLC311"
+    name = "submodules-in-plain-container"
+    summary = "submodules in a plain list/tuple/dict are not registered with the module"
+    requires_text = ("torch",)
+
+    def _is_submodule(self, node: ast.AST) -> bool:
+        if type(node) is not ast.Call:
+            return False
+        func = node.func  # type: ignore[attr-defined]
+        qual = qualified_names(self.ctx).resolve(func)
+        if qual is not None:
+            last = qual.rsplit(".", 1)[-1]
+            return qual.startswith("torch.nn.") and qual.count(".") == 2 and last[:1].isupper() \
+                and last not in _NOT_SUBMODULES
+        return type(func) is ast.Name and module_classes(self.ctx).get(func.id, False)
+
+    def _elements(self, value: ast.AST) -> list[ast.AST]:
+        kind = type(value)
+        if kind in (ast.List, ast.Tuple):
+            return list(value.elts)  # type: ignore[attr-defined]
+        if kind is ast.Dict:
+            return [v for v in value.values if v is not None]  # type: ignore[attr-defined]
+        if kind is ast.ListComp:
+            return [value.elt]  # type: ignore[attr-defined]
+        if kind is ast.DictComp:
+            return [value.value]  # type: ignore[attr-defined]
+        return []
+
+    def _registered_later(self, cls: ast.ClassDef, attr: str, owner: str) -> bool:
+        names = qualified_names(self.ctx)
+        assigned = 0
+        for node in ast.walk(cls):
+            if type(node) is ast.Call:
+                func = node.func
+                if type(func) is ast.Attribute and func.attr in ("add_module", "register_module"):
+                    return True
+                if names.resolve(func) in _CONTAINERS or (type(func) is ast.Name and func.id == "setattr"):
+                    for arg in ast.walk(node):
+                        if type(arg) is ast.Attribute and arg.attr == attr and dotted_name(arg.value) == owner:
+                            return True
+            elif type(node) in (ast.Assign, ast.AnnAssign):
+                targets = node.targets if type(node) is ast.Assign else [node.target]  # type: ignore[attr-defined]
+                if any(type(t) is ast.Attribute and t.attr == attr and dotted_name(t.value) == owner
+                       for t in targets):
+                    assigned += 1
+        return assigned > 1  # reassigned elsewhere (e.g. wrapped afterwards)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        """Check an assignment.
+
+        Args:
+            node: The assignment.
+        """
+        if len(node.targets) != 1 or type(node.targets[0]) is not ast.Attribute:
+            return
+        elements = self._elements(node.value)
+        if not elements or not any(self._is_submodule(e) for e in elements):
+            return
+        method = enclosing_method(self.ctx.ancestors)
+        if method is None:
+            return
+        owner = first_param(method[1])
+        target = node.targets[0]
+        if owner is None or dotted_name(target.value) != owner or not is_module_class(self.ctx, method[0]):
+            return
+        if self._registered_later(method[0], target.attr, owner):
+            return
+        container = {ast.Dict: "dict", ast.DictComp: "dict", ast.Tuple: "tuple"}.get(type(node.value), "list")
+        wrapper = "nn.ModuleDict" if container == "dict" else "nn.ModuleList"
+        self.report(node.value, f"`{owner}.{target.attr}` holds submodules in a plain {container}: their "
+                                f"parameters are invisible to `.parameters()`, `.to()` and `state_dict()`; "
+                                f"wrap it in `{wrapper}(...)`")

@@ -1,0 +1,412 @@
+"""Training-loop smells: gradients never cleared, losses accumulated with their graphs."""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Any
+
+from ...api import Fix, register
+from ._base import (AstVisitorRule, dotted_name, dotted_parts, insert_after, loops_in_scope, qualified_names,
+                    under_no_grad)
+
+_OPTIMIZER_NAME = re.compile(r"(.*optim.*|(\w+_)?opt(_\w+)?\d*|.*scaler.*)", re.IGNORECASE)
+_SCHEDULER_NAME = re.compile(r".*sched.*", re.IGNORECASE)
+_GRAD_RESET_METHODS = frozenset({"zero_", "detach_", "fill_", "zero_grad", "requires_grad_"})
+
+
+def _receiver_parts(node: ast.AST) -> list[str] | None:
+    while type(node) is ast.Subscript:
+        node = node.value  # type: ignore[attr-defined]
+    if type(node) is ast.Call:  # self.optimizers()
+        node = node.func  # type: ignore[attr-defined]
+    return dotted_parts(node)
+
+
+def _mentions_grad(node: ast.AST) -> bool:
+    while type(node) in (ast.Attribute, ast.Subscript, ast.Call):
+        if type(node) is ast.Attribute and node.attr == "grad":  # type: ignore[attr-defined]
+            return True
+        node = node.func if type(node) is ast.Call else node.value  # type: ignore[attr-defined]
+    return False
+
+
+@register
+class GradientsNeverCleared(AstVisitorRule):
+    """Flags a training loop that never clears gradients.
+
+    What it does:
+        Finds a loop (with the loops around it in the same function: the loop nest)
+        whose body calls ``.backward()`` and an optimizer's ``.step()`` but never
+        clears gradients: no ``zero_grad()`` on the optimizer or the model, no
+        ``p.grad = None``, no ``p.grad.zero_()``. Gradient accumulation, where clearing
+        sits under an ``if`` in the loop, is fine.
+
+    Why is this bad?
+        ``backward()`` adds to ``.grad``. Without clearing, every step applies the sum
+        of all gradients so far: the effective learning rate grows with each batch and
+        training diverges or converges badly, without any error.
+
+    Example:
+        ```python
+        for x, y in loader:
+            loss = criterion(model(x), y)
+            loss.backward()
+            optimizer.step()
+        ```
+
+    Use instead:
+        ```python
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = criterion(model(x), y)
+            loss.backward()
+            optimizer.step()
+        ```
+    """
+
+    code = "MLC301"
+    name = "gradients-never-cleared"
+    summary = "training loop calls backward() and step() but never clears gradients"
+    requires_text = ("backward",)
+
+    def begin_file(self, ctx: Any) -> None:
+        """Start a file.
+
+        Args:
+            ctx: The file context.
+        """
+        super().begin_file(ctx)
+        self.nests: dict[int, dict[str, Any]] = {}
+        self.optimizers: set[str] = set()
+
+    def _nest(self) -> dict[str, Any] | None:
+        loops = loops_in_scope(self.ctx.ancestors)
+        if not loops:
+            return None
+        outer = loops[0]
+        return self.nests.setdefault(id(outer), {"loop": outer, "backward": None, "step": None, "clear": False})
+
+    def visit_Call(self, node: ast.Call) -> None:
+        """Record backward, step and gradient-clearing calls.
+
+        Args:
+            node: The call.
+        """
+        func = node.func
+        if type(func) is ast.Attribute:
+            attr = func.attr
+        elif type(func) is ast.Name:
+            attr = func.id
+        else:
+            return
+        if attr in ("backward", "manual_backward"):
+            kind = "backward"
+        elif attr == "step":
+            parts = _receiver_parts(func.value) if type(func) is ast.Attribute else None
+            if not parts:
+                return
+            last = parts[-1]
+            if _SCHEDULER_NAME.fullmatch(last) or not (_OPTIMIZER_NAME.fullmatch(last)
+                                                        or ".".join(parts) in self.optimizers):
+                return
+            kind = "step"
+        elif "zero_grad" in attr or ("grad" in attr.lower() and ("clear" in attr.lower() or "reset" in attr.lower())):
+            kind = "clear"
+        elif attr in _GRAD_RESET_METHODS and type(func) is ast.Attribute and _mentions_grad(func.value):
+            kind = "clear"
+        else:
+            return
+        nest = self._nest()
+        if nest is None:
+            return
+        if kind == "clear":
+            nest["clear"] = True
+        elif nest[kind] is None:
+            nest[kind] = node
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        """Record ``p.grad = None`` and optimizers built from ``torch.optim``.
+
+        Args:
+            node: The assignment.
+        """
+        for target in node.targets:
+            if type(target) is ast.Attribute and target.attr == "grad":
+                nest = self._nest()
+                if nest is not None:
+                    nest["clear"] = True
+        if type(node.value) is ast.Call:
+            qual = qualified_names(self.ctx).resolve(node.value.func) or ""
+            if qual.startswith("torch.optim.") and qual.rsplit(".", 1)[-1][:1].isupper():
+                for target in node.targets:
+                    key = dotted_name(target)
+                    if key:
+                        self.optimizers.add(key)
+
+    def end_file(self) -> list:
+        """Report the loop nests that step without clearing.
+
+        Returns:
+            The findings.
+        """
+        for nest in self.nests.values():
+            if nest["backward"] is not None and nest["step"] is not None and not nest["clear"]:
+                step = nest["step"]
+                self.report(step, f"this loop (line {nest['loop'].lineno}) calls `.backward()` and "
+                                  f"`{dotted_name(step.func) or 'step'}()` but never clears gradients, so they "
+                                  f"add up across iterations; call `optimizer.zero_grad()` in the loop")
+        return super().end_file()
+
+
+_LOSS_CALLEE = re.compile(r"(criterion\w*|\w*_criterion|loss|\w+_loss|loss_\w+|\w*loss_?f(u)?n\w*|\w*lossfn)",
+                          re.IGNORECASE)
+_TORCH_LOSSES = {"cross_entropy", "binary_cross_entropy", "binary_cross_entropy_with_logits", "kl_div",
+                 "cosine_embedding_loss", "ctc_loss", "gaussian_nll_loss", "hinge_embedding_loss"}
+_DETACHING = frozenset({"item", "detach", "tolist", "numpy", "cpu"})
+_NUMBER_FUNCTIONS = frozenset({"float", "int", "round", "abs"})
+
+
+def _loss_kind(names: Any, value: ast.AST, tracked: dict[str, str]) -> str | None:
+    """``loss`` for a tensor loss, ``number`` for a plain value, ``None`` for unknown."""
+    kind = type(value)
+    if kind is ast.Constant:
+        return "number"
+    if kind is ast.Call:
+        func = value.func  # type: ignore[attr-defined]
+        if type(func) is ast.Name and func.id in _NUMBER_FUNCTIONS:
+            return "number"
+        if type(func) is ast.Attribute and func.attr in _DETACHING:
+            return "number"
+        qual = names.resolve(func)
+        if qual is not None:
+            if qual.startswith(("numpy.", "sklearn.", "math.", "statistics.")):
+                return "number"
+            last = qual.rsplit(".", 1)[-1]
+            if qual.startswith("torch.nn.functional.") and (last.endswith("_loss") or last in _TORCH_LOSSES):
+                return "loss"
+            return None
+        if type(func) is ast.Call:  # nn.CrossEntropyLoss()(x, y)
+            inner = names.resolve(func.func) or ""  # type: ignore[attr-defined]
+            return "loss" if inner.startswith("torch.nn.") and inner.endswith("Loss") else None
+        parts = dotted_parts(func)
+        if parts and (_LOSS_CALLEE.fullmatch(parts[-1]) or ".".join(parts) in tracked):
+            return "loss"
+        return None
+    if kind is ast.Attribute:
+        if value.attr == "loss":  # type: ignore[attr-defined]
+            return "loss"  # model outputs: outputs.loss
+        if value.attr == "data":  # type: ignore[attr-defined]
+            return "number"
+        return None
+    if kind is ast.BinOp:
+        sides = [_loss_kind(names, value.left, tracked), _loss_kind(names, value.right, tracked)]  # type: ignore[attr-defined]
+        return "loss" if "loss" in sides else None
+    return None
+
+
+def _bare_names(node: ast.AST) -> list[ast.Name]:
+    """Names used as values (not through an attribute or a call) in arithmetic."""
+    kind = type(node)
+    if kind is ast.Name:
+        return [node]  # type: ignore[list-item]
+    if kind is ast.BinOp:
+        return _bare_names(node.left) + _bare_names(node.right)  # type: ignore[attr-defined]
+    if kind is ast.UnaryOp:
+        return _bare_names(node.operand)  # type: ignore[attr-defined]
+    return []
+
+
+class _Scope:
+    def __init__(self) -> None:
+        self.status: dict[str, str] = {}  # name -> loss / number
+        self.backward: dict[str, set[int]] = {}  # name -> ids of loop nests where .backward() is called
+        self.backward_anywhere: set[str] = set()
+        self.returned: set[str] = set()
+        self.candidates: list[tuple[ast.AST, str, ast.Name, int]] = []
+
+
+@register
+class LossAccumulatedWithGraph(AstVisitorRule):
+    """Flags a loss tensor summed across iterations with its autograd graph.
+
+    What it does:
+        Finds ``total += loss`` (or ``total = total + loss``) inside a loop, where
+        ``loss`` comes from a loss call (``criterion(...)``, ``F.cross_entropy(...)``,
+        ``outputs.loss``) or has ``.backward()`` called on it in the loop, and is not
+        turned into a number first (``.item()``, ``.detach()``, ``float()``,
+        ``.cpu().numpy()``, ``.data``). Accumulators that are themselves
+        back-propagated or returned (summing loss terms on purpose), code under
+        ``torch.no_grad()``, and sklearn metrics (floats) are not flagged.
+
+    Why is this bad?
+        ``total`` stays a tensor that references every iteration's graph, with all
+        their saved activations. Memory grows with each batch until the run dies with
+        an out-of-memory error epochs later; on the way, every step is slower.
+
+    Example:
+        ```python
+        for x, y in loader:
+            loss = criterion(model(x), y)
+            loss.backward()
+            total_loss += loss
+        ```
+
+    Use instead:
+        ```python
+        for x, y in loader:
+            loss = criterion(model(x), y)
+            loss.backward()
+            total_loss += loss.item()
+        ```
+
+    Fix safety:
+        Unsafe: the accumulator becomes a Python float, which changes its type.
+    """
+
+    code = "MLC305"
+    name = "loss-accumulated-with-graph"
+    summary = "loss summed across iterations keeps every iteration's graph alive"
+    fix_safety = "unsafe"
+    requires_text = ("loss",)
+
+    def begin_file(self, ctx: Any) -> None:
+        """Start a file.
+
+        Args:
+            ctx: The file context.
+        """
+        super().begin_file(ctx)
+        self.scopes: list[_Scope] = [_Scope()]
+        self.loss_objects: dict[str, str] = {}
+
+    def visit_FunctionDef(self, node: ast.AST) -> None:
+        """Open a function scope.
+
+        Args:
+            node: The function.
+        """
+        self.scopes.append(_Scope())
+
+    def leave_FunctionDef(self, node: ast.AST) -> None:
+        """Close a function scope and report its accumulations.
+
+        Args:
+            node: The function.
+        """
+        self._finish(self.scopes.pop())
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+    leave_AsyncFunctionDef = leave_FunctionDef
+
+    def _nest_id(self) -> int | None:
+        loops = loops_in_scope(self.ctx.ancestors)
+        return id(loops[0]) if loops else None
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        """Track what each name holds; catch ``acc = acc + loss``.
+
+        Args:
+            node: The assignment.
+        """
+        scope = self.scopes[-1]
+        names = qualified_names(self.ctx)
+        if len(node.targets) == 1 and type(node.value) is ast.BinOp and type(node.value.op) is ast.Add:
+            target = dotted_name(node.targets[0])
+            left = node.value.left
+            if target is not None and dotted_name(left) == target:
+                self._candidate(node, target, node.value.right)
+        if type(node.value) is ast.Call:
+            qual = names.resolve(node.value.func) or ""
+            if qual.startswith("torch.nn.") and qual.endswith("Loss"):
+                for t in node.targets:
+                    key = dotted_name(t)
+                    if key:
+                        self.loss_objects[key] = qual
+        kind = _loss_kind(names, node.value, self.loss_objects)
+        for t in node.targets:
+            if type(t) is ast.Name:
+                if kind is None:
+                    scope.status.pop(t.id, None)
+                else:
+                    scope.status[t.id] = kind
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        """Catch ``acc += loss``.
+
+        Args:
+            node: The assignment.
+        """
+        if type(node.op) is ast.Add:
+            target = dotted_name(node.target)
+            if target is not None:
+                self._candidate(node, target, node.value)
+
+    def _candidate(self, node: ast.AST, target: str, value: ast.AST) -> None:
+        nest = self._nest_id()
+        if nest is None:
+            return
+        scope = self.scopes[-1]
+        for name in _bare_names(value):
+            if scope.status.get(name.id) == "loss" and name.id != target:
+                if not under_no_grad(self.ctx, self.ctx.ancestors):
+                    scope.candidates.append((node, target, name, nest))
+                return
+
+    def visit_Call(self, node: ast.Call) -> None:
+        """Record which names are back-propagated, and in which loop nest.
+
+        Args:
+            node: The call.
+        """
+        func = node.func
+        if type(func) is not ast.Attribute or func.attr not in ("backward", "manual_backward"):
+            return
+        scope = self.scopes[-1]
+        roots = [func.value] if func.attr == "backward" else list(node.args[:1])
+        nest = self._nest_id()
+        for root in roots:
+            for sub in ast.walk(root):
+                if type(sub) is ast.Name:
+                    scope.backward_anywhere.add(sub.id)
+                    if nest is not None:
+                        scope.backward.setdefault(sub.id, set()).add(nest)
+                elif type(sub) is ast.Attribute:
+                    key = dotted_name(sub)
+                    if key:
+                        scope.backward_anywhere.add(key)
+
+    def visit_Return(self, node: ast.Return) -> None:
+        """Record returned names (a summed loss returned is meant to keep its graph).
+
+        Args:
+            node: The return statement.
+        """
+        if node.value is not None:
+            for sub in ast.walk(node.value):
+                key = dotted_name(sub) if type(sub) in (ast.Name, ast.Attribute) else None
+                if key:
+                    self.scopes[-1].returned.add(key)
+
+    def _finish(self, scope: _Scope) -> None:
+        for node, target, name, nest in scope.candidates:
+            if target in scope.backward_anywhere or target in scope.returned:
+                continue
+            if target.split(".", 1)[0] in scope.backward_anywhere and "." not in target:
+                continue
+            backed = nest in scope.backward.get(name.id, set())
+            fix = Fix("unsafe", f"accumulate {name.id}.item()", (insert_after(self.ctx, name, ".item()"),))
+            why = "is back-propagated in this loop" if backed else "comes from a loss call"
+            self.report(name, f"`{name.id}` {why} and is added to `{target}` with its autograd graph, which "
+                              f"keeps every iteration's graph in memory; add `{name.id}.item()` (or "
+                              f"`.detach()`) instead", fix)
+
+    def end_file(self) -> list:
+        """Report the module-level accumulations (scripts, notebook cells).
+
+        Returns:
+            The findings.
+        """
+        while self.scopes:
+            self._finish(self.scopes.pop())
+        return super().end_file()
