@@ -43,6 +43,11 @@ _LAZY = {
     # budgets
     "measure_resources": "budget",
     "assert_param_budget": "budget",
+    # devices
+    "assert_device_consistent": "devices",
+    "assert_training_device_consistent": "devices",
+    # comparison core (the module pytest_mlcheck.compare holds compare() itself)
+    "diff_trees": "compare",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

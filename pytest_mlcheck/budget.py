@@ -34,7 +34,7 @@ import time
 import tracemalloc
 from typing import Any, Iterator
 
-from . import report
+from . import report, validation
 from .arrays import is_module, torch_module
 
 MB = 1024 * 1024
@@ -210,13 +210,8 @@ def _cuda():
 
 
 def _check_limit(value: Any, what: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a number or None, got {type(value).__name__}")
-    if not value >= 0:
-        raise ValueError(f"{what} must be >= 0, got {value!r}")
-    return float(value)
+    return None if value is None else validation.number(value, what, low=0,
+                                                        hint="or None for no limit")
 
 
 def _propagate_peaks(rss: _RSS | None, cuda: Any) -> None:
@@ -405,10 +400,7 @@ def assert_param_budget(model: Any, max_params: int, *, trainable_only: bool = F
     """
     if not is_module(model):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(max_params, bool) or not isinstance(max_params, int):
-        raise TypeError(f"max_params must be an int, got {type(max_params).__name__}")
-    if max_params < 0:
-        raise ValueError(f"max_params must be >= 0, got {max_params}")
+    max_params = validation.integer(max_params, "max_params", low=0, check="assert_param_budget")
     torch = torch_module()  # imported by the caller: ``model`` is a torch module
     seen: set[int] = set()
     total = trainable = 0

@@ -39,6 +39,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .arrays import dtype_name, is_tensor, shape_of, to_numpy, torch_module
+from .validation import format_value
 
 #: Values compared with ``==`` as a whole (not element-wise).
 _ATOMS = (str, bytes, type(None), enum.Enum, fractions.Fraction, decimal.Decimal,
@@ -269,22 +270,6 @@ def equal_mask(first: np.ndarray, second: np.ndarray, atol: float = 0.0, rtol: f
 def _item(x: np.ndarray, index: tuple) -> Any:
     value = x[index]
     return value.item() if isinstance(value, np.generic) else value
-
-
-def format_value(value: Any) -> str:
-    """Return a value as messages show it: ``repr`` of the Python scalar for numpy scalars.
-
-    Args:
-        value: A number, numpy scalar or any object.
-
-    Returns:
-        The text.
-    """
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return repr(value) if len(repr(value)) <= 12 else f"{value:.9g}"
-    return repr(value)
 
 
 def diff_arrays(first: np.ndarray, second: np.ndarray, *, path: str = "array",

@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import report
+from . import report, validation
 from .arrays import is_tensor, to_numpy
 
 #: How many index pairs, groups or features a failure message lists.
@@ -391,9 +391,7 @@ def _cross_duplicates(codec: Any, a: _Split, ha: np.ndarray, b: _Split,
 def _check_decimals(decimals: Any) -> int | None:
     if decimals is None:
         return None
-    if isinstance(decimals, bool) or not isinstance(decimals, (int, np.integer)):
-        raise TypeError(f"decimals must be an int or None, got {type(decimals).__name__}")
-    return int(decimals)
+    return validation.integer(decimals, "decimals", hint="or None to compare exact values")
 
 
 def _align(splits: list[_Split]) -> list[_Split]:
@@ -893,9 +891,8 @@ def assert_no_label_leakage(X: Any, y: Any, *, threshold: float = 0.99,
         ValueError: Shapes do not match, ``y`` has missing labels or a single class.
         TypeError: An input type is not supported.
     """
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
-            0 < threshold <= 1):
-        raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}")
+    validation.number(threshold, "threshold", low=0, high=1, low_open=True,
+                      check="assert_no_label_leakage")
     split = _to_split("X", X)
     yv = _label_vector(y, split.n)
     if split.n < 2:

@@ -70,19 +70,10 @@ _CAUSES = {
 
 
 def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) and len(repr(value)) <= 12 else f"{value:.6g}"
-    return str(value)
+    return validation.format_value(value, digits=6) if not isinstance(value, str) else value
 
 
-def _fmt_short(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
+_fmt_short = validation.format_number
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -350,8 +341,6 @@ class MetricRegression:
             ValueError: Fewer than two seeds, or runs that report different metrics.
         """
         __tracebackhide__ = True
-        import numpy as np
-
         from .seeding import seeded
 
         check = "metric_regression.check_repeated"
@@ -599,21 +588,20 @@ class MetricRegression:
         if entry is not None:
             info = entry["array"]
             values["baseline"] = f"{info['dtype']}{list(info['shape'])}"
-            path = self.file.array_path(info["file"])
             try:
-                with np.load(path, allow_pickle=False) as data:
-                    base_arr = data["array"]
+                base_arr = self.file.load_array(info["file"])  # never unpickles
             except FileNotFoundError:
                 if not self.state.update:
                     raise BaselineEntryError(
                         f"baseline entry {entry_label(key)} in {self.file.rel} refers to "
                         f"{info['file']}, which does not exist; restore it from version "
                         f"control or re-record with {self._accept_command()}") from None
-            except (ValueError, KeyError, OSError) as exc:
-                raise BaselineEntryError(
-                    f"array file {info['file']} of baseline entry {entry_label(key)} cannot "
-                    f"be read without unpickling ({exc}); re-record it with "
-                    f"{self._accept_command()}") from None
+            except (BaselineEntryError, OSError) as exc:  # ArrayFileError says why
+                if not self.state.update:  # --mlcheck-update re-records it as new
+                    raise BaselineEntryError(
+                        f"array file {info['file']} of baseline entry {entry_label(key)} in "
+                        f"{self.file.rel} cannot be read: {exc}; re-record it with "
+                        f"{self._accept_command()}") from None
         if base_arr is not None:
             problems = self._array_differences(base_arr, arr, tol_a, tol_r, values,
                                                integer_tolerance=atol is not None or rtol is not None)

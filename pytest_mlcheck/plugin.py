@@ -41,16 +41,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   type="args", default=[])
     parser.addini("mlcheck_allow_warnings", "silent-bug warning patterns allowed project-wide",
                   type="linelist", default=[])
+    group.addoption("--mlcheck-guards", metavar="MODE", choices=("fail", "report"), default=None,
+                    help="fail: guard findings fail their test (default); report: they are only "
+                         "listed in the summary and the JSON report. Overrides mlcheck_guards.")
+    parser.addini("mlcheck_guards", "fail | report: whether guard findings fail tests", default="fail")
+    parser.addini("mlcheck_allow_nonfinite", "node-id globs (tests) and module class-name globs "
+                  "whose NaN/Inf outputs the non-finite guard allows", type="linelist", default=[])
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "mlcheck: a slow ML check; runs only with pytest --mlcheck.")
-    config.addinivalue_line("markers", "mlcheck_allow_nonfinite: let this test produce NaN/Inf "
-                                       "module outputs under --mlcheck.")
+    config.addinivalue_line("markers", "mlcheck_allow_nonfinite(*classes): let this test produce "
+                                       "NaN/Inf module outputs under --mlcheck (only from these "
+                                       "module classes, when given).")
     config.addinivalue_line("markers", "mlcheck_allow_warning(pattern): allow a catalogued "
                                        "silent-bug warning matching pattern in this test.")
+    config.addinivalue_line("markers", "cuda: needs a CUDA device; skipped without one, failed "
+                                       "instead under MLCHECK_REQUIRE_CUDA=1.")
     session = MLCheckSession(config)
     config.stash[SESSION] = session
+    if session.enabled:  # a bad mlcheck_guards value is a usage error, not 1,000 failed tests
+        from .guards.policy import policy
+
+        policy(config)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -89,6 +102,13 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
         return (yield)
     finally:
         report.deactivate()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("cuda") is not None:  # torch is looked at only for these
+        from .devices import require_device
+
+        require_device("cuda", "a test marked cuda")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -230,6 +250,14 @@ def data_leakage(request: pytest.FixtureRequest):
     from .leakage import DataLeakage
 
     return DataLeakage(request)
+
+
+@pytest.fixture
+def device_consistency(request: pytest.FixtureRequest):
+    """Check that a function or training steps give the same results on each device."""
+    from .devices import DeviceConsistency
+
+    return DeviceConsistency(request)
 
 
 @pytest.fixture

@@ -157,7 +157,21 @@ def emit(
     """Create a record for the running test and add it to the session report.
 
     Outside a pytest test the record is returned but goes nowhere.
+
+    Raises:
+        ValueError: ``name`` or ``group`` is not valid Unicode text (a lone surrogate):
+            neither the JSON report nor pytest-xdist's transport can carry it, so the
+            check fails here, naming it, instead of crashing the session later.
     """
+    for text, what in ((name, "name"), (group, "name=")):
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(
+                    f"{kind} check {what} {text!r} is not valid Unicode text: it holds the "
+                    f"lone surrogate {text[exc.start]!r} (often a byte mis-decoded with "
+                    f"errors='surrogateescape'); rename it") from None
     record = CheckRecord(
         kind=kind,
         nodeid=_active.nodeid,

@@ -15,10 +15,18 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import numpy as np
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
+
+try:
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+except ImportError as exc:  # hypothesis is an extra: the plugin itself never needs it
+    raise ImportError(
+        "pytest_mlcheck.strategies needs hypothesis, which is not installed; install "
+        "the extra: pip install 'pytest-mlcheck[hypothesis]'"
+    ) from exc
 
 from . import arrays as _arrays
+from . import validation
 from .shapes.spec import Spec, check_dims, dtype_kind, normalize_dtype, parse_spec
 
 #: Most dimensions drawn for one ``*name`` or ``...``.
@@ -104,8 +112,7 @@ def _draw(draw: Any, items: list[_Item], dims: Mapping[str, Any], min_side: int,
 
 def _check_sides(min_side: Any, max_side: Any) -> None:
     for name, value in (("min_side", min_side), ("max_side", max_side)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a non-negative int, got {value!r}")
+        validation.integer(value, name, low=0)
     if min_side > max_side:
         raise ValueError(f"min_side ({min_side}) must not exceed max_side ({max_side})")
 

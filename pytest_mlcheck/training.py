@@ -27,6 +27,7 @@ import math
 from typing import Any, Callable, Iterable, Iterator
 
 from .arrays import require_torch, to_numpy
+from . import validation
 from .report import emit
 from .seeding import seeded
 
@@ -181,17 +182,11 @@ def _require_module(check: str, model: Any, torch: Any) -> list[tuple[str, Any]]
 
 
 def _require_callable(check: str, what: str, fn: Any, signature: str) -> None:
-    if not callable(fn):
-        raise TypeError(f"{check}: {what} must be a callable {signature}, "
-                        f"got {type(fn).__name__}")
+    validation.function(fn, what, check=check, signature=signature)
 
 
 def _require_positive_int(check: str, what: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{check}: {what} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{check}: {what} must be at least 1, got {value}")
-    return value
+    return validation.integer(value, what, low=1, check=check)
 
 
 def _loss_tensor(check: str, loss: Any, what: str, torch: Any) -> Any:
@@ -1047,14 +1042,10 @@ def assert_overfits(model: Any, loss_fn: Callable, batch: Any, *, steps: int = 2
         _require_callable(check, "loss_fn", loss_fn, "(model, batch) -> scalar loss")
         steps = _require_positive_int(check, "steps", steps)
         if target_loss is None:
-            if isinstance(reduction, bool) or not isinstance(reduction, (int, float)) \
-                    or not 0 < reduction < 1:
-                raise ValueError(f"{check}: reduction must be a number in (0, 1), got "
-                                 f"{reduction!r}")
-        elif isinstance(target_loss, bool) or not isinstance(target_loss, (int, float)) \
-                or not math.isfinite(target_loss):
-            raise TypeError(f"{check}: target_loss must be a finite number, got "
-                            f"{target_loss!r}")
+            validation.number(reduction, "reduction", low=0, high=1, low_open=True,
+                              high_open=True, check=check)
+        else:
+            validation.number(target_loss, "target_loss", check=check)
     except (TypeError, ValueError) as exc:
         raise _bad_input(check, exc)
     clone = _copy_model(check, model, torch)

@@ -44,20 +44,41 @@ def describe(value: Any) -> str:
     return f"{type(value).__name__} ({text})"
 
 
-def format_value(value: Any) -> str:
+def format_value(value: Any, digits: int = 9) -> str:
     """Return a value as messages show it: numpy scalars as Python numbers, long floats cut.
 
     Args:
         value: A number, numpy scalar or any object.
+        digits: Significant digits of a float whose ``repr`` is longer than 12 characters.
+
+    Returns:
+        ``repr`` of the value, ``0.1`` for 0.1, ``0.333333333`` for 1/3, ``-`` for ``None``.
+    """
+    if value is None:
+        return "-"
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        text = repr(value)
+        return text if math.isfinite(value) and len(text) <= 12 else f"{value:.{digits}g}"
+    return repr(value)
+
+
+def format_number(value: Any, digits: int = 3) -> str:
+    """Return a number in ``digits`` significant digits (``-`` for ``None``), for tables.
+
+    Args:
+        value: A number or ``None``.
+        digits: Significant digits of a float.
 
     Returns:
         The text.
     """
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return repr(value) if len(repr(value)) <= 12 else f"{value:.9g}"
-    return repr(value)
+    if value is None:
+        return "-"
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.{digits}g}"
+    return str(value)
 
 
 def fn_name(fn: Any) -> str:
@@ -68,7 +89,8 @@ def fn_name(fn: Any) -> str:
 
     Returns:
         ``Classifier`` for a module, ``Model.predict`` for a bound method,
-        ``partial(score)`` for a partial, the qualified name without ``<locals>``.
+        ``partial(score)`` for a partial, the qualified name without ``<locals>``
+        (a lambda keeps it: ``test_x.<locals>.<lambda>``).
     """
     if is_module(fn):
         return type(fn).__name__
@@ -76,7 +98,8 @@ def fn_name(fn: Any) -> str:
     if not isinstance(name, str) and hasattr(fn, "func"):  # functools.partial
         return f"partial({fn_name(fn.func)})"
     if isinstance(name, str):
-        return name.split("<locals>.")[-1]
+        # A lambda is only findable through the function it is written in.
+        return name if name.endswith("<lambda>") else name.split("<locals>.")[-1]
     return type(fn).__name__
 
 

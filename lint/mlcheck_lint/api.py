@@ -613,6 +613,26 @@ class ProjectContext:
         self.settings = settings
         self.files = files
         self.facts = facts
+        self._memo: dict[Any, Any] = {}
+
+    def cache(self, key: Any, factory: Callable[[], Any]) -> Any:
+        """Return the value stored under ``key`` for this run, computing it once.
+
+        Project rules that share an index (a class hierarchy, README code blocks)
+        build it once per run through this memo.
+
+        Args:
+            key: Any hashable key; prefix it with the family name.
+            factory: Called with no arguments on the first request.
+
+        Returns:
+            The stored value.
+        """
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = self._memo[key] = factory()
+            return value
 
     def option(self, name: str) -> Any:
         """Return a family option's validated value.

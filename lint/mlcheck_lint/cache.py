@@ -18,9 +18,10 @@ What is trusted
     A cache can be restored from another branch or written by someone else, so it is
     treated as input, not as truth:
 
-    * only a folder this tool created is used: it is made as a new folder with a
-      ``CACHEDIR.TAG`` naming mlcheck-lint (and a ``.gitignore`` of ``*``, written only
-      into that new folder); an existing folder without our tag is refused;
+    * only a folder this tool created is used: it is made as a new folder (or an
+      existing empty one is taken) with a ``CACHEDIR.TAG`` naming mlcheck-lint and a
+      ``.gitignore`` of ``*``, written only into that folder; an existing folder that
+      holds anything but lacks our tag is refused;
     * an entry answers only for a file whose full content hashes the same (BLAKE2b,
       256 bits), and only when its shape is exactly what the engine writes; an entry of
       another shape, naming another path, or a cache file owned by another user or
@@ -174,15 +175,27 @@ def is_ours(folder: Path) -> bool:
     return head.startswith(CACHEDIR_SIGNATURE) and _OWNER_MARK in head
 
 
+def _is_empty(folder: Path) -> bool:
+    try:
+        with os.scandir(folder) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return False
+
+
 def check_folder(folder: Path) -> None:
-    """Refuse a cache folder that exists and was not created by this tool.
+    """Refuse a cache folder that exists, holds something, and was not created by this tool.
+
+    An empty folder is accepted (``--cache-dir "$(mktemp -d)"``, a mounted volume):
+    there is nothing in it that a ``.gitignore`` could hide.
 
     Args:
         folder: The configured cache folder.
 
     Raises:
-        CacheError: It is a file, or a folder without our ``CACHEDIR.TAG`` (writing a
-            ``.gitignore`` of ``*`` into, say, ``tests/`` would hide the tests from git).
+        CacheError: It is a file, or a non-empty folder without our ``CACHEDIR.TAG``
+            (writing a ``.gitignore`` of ``*`` into, say, ``tests/`` would hide the
+            tests from git).
     """
     try:
         info = os.stat(folder)
@@ -193,11 +206,21 @@ def check_folder(folder: Path) -> None:
                                  "or pass --no-cache") from None
     if not stat.S_ISDIR(info.st_mode):
         raise CacheError(folder, "exists and is not a folder; choose a new path for the cache")
-    if not is_ours(folder):
-        raise CacheError(folder, "exists and is not an mlcheck-lint cache (it has no CACHEDIR.TAG "
-                                 "written by mlcheck-lint); the cache only uses a folder it "
-                                 "creates itself. Choose a path that does not exist yet, or "
-                                 "pass --no-cache")
+    if not is_ours(folder) and not _is_empty(folder):
+        raise CacheError(folder, "exists and is not an mlcheck-lint cache (it has files but no "
+                                 "CACHEDIR.TAG written by mlcheck-lint); the cache only uses a "
+                                 "folder it creates itself, or an empty one. Choose a path that "
+                                 "does not exist yet, or pass --no-cache")
+
+
+def _mark(folder: Path) -> None:
+    """Write the markers into a new (or adopted empty) cache folder."""
+    for name, text in (("CACHEDIR.TAG", CACHEDIR_TAG),
+                       (".gitignore", "# Created by mlcheck-lint: this folder is a cache.\n*\n")):
+        try:
+            _write_new(folder / name, text.encode())
+        except FileExistsError:
+            pass  # a concurrent run marked it first
 
 
 def _create_folder(folder: Path, private: bool) -> None:
@@ -210,8 +233,7 @@ def _create_folder(folder: Path, private: bool) -> None:
     staging = parent / f".{folder.name}.{secrets.token_hex(6)}.new"
     os.mkdir(staging, 0o700 if private else 0o777)  # the kernel applies the umask
     try:
-        _write_new(staging / "CACHEDIR.TAG", CACHEDIR_TAG.encode())
-        _write_new(staging / ".gitignore", b"# Created by mlcheck-lint: this folder is a cache.\n*\n")
+        _mark(staging)
         try:
             os.rename(staging, folder)
         except OSError as exc:
@@ -416,7 +438,9 @@ class Cache:
             if not os.path.isdir(self.folder):
                 _create_folder(self.folder, _is_private(self.folder))
             elif not is_ours(self.folder):
-                return  # replaced by something else during the run: leave it alone
+                if not _is_empty(self.folder):
+                    return  # filled by something else during the run: leave it alone
+                _mark(self.folder)
             payload = json.dumps({"format": _FORMAT, "files": self.entries}, separators=(",", ":"))
             write_atomic(self.folder / f"{self.key}.json", payload.encode("utf-8"),
                          mode=0o600 if _is_private(self.folder) else None)

@@ -3,7 +3,7 @@
 The parser works on a docstring's *raw* text (what sits between the quotes in the
 file), line by line, so every parameter entry and documented default keeps its line
 and column and a fix can point back into the source. It never imports, evaluates or
-executes anything: documented defaults are read with libcst and turned into Python
+executes anything: documented defaults are read with ``ast`` and turned into Python
 values only when they are plain literals (numbers, strings, ``True``/``False``/
 ``None``, tuples, lists, sets and dicts of those), so ``1e-3`` compares equal to
 ``0.001`` and anything else (``nn.ReLU``, "the number of cores") is left alone.
@@ -14,6 +14,7 @@ marked ``uncertain`` and the rules that would report missing parameters stay qui
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
 import re
@@ -573,65 +574,58 @@ def _parse_sphinx(lines: list[str]) -> Docstring:
 
 
 def literal_value(node_or_text: Any) -> Any:
-    """Return the Python value of a literal libcst expression (or its source text).
+    """Return the Python value of a literal expression: an ``ast`` node or its source text.
 
     Only numbers, strings, ``True``, ``False``, ``None``, unary signs and tuples,
     lists, sets and dicts of literals are evaluated; anything else gives
-    :data:`UNKNOWN`. Nothing is ever ``eval``-ed.
+    :data:`UNKNOWN`. Nothing is ever ``eval``-ed: text is parsed with ``ast`` only.
 
     Args:
-        node_or_text: A ``libcst.BaseExpression`` or the text of one.
+        node_or_text: An ``ast.expr`` or the text of one.
 
     Returns:
         The value, or :data:`UNKNOWN`.
     """
-    import libcst as cst
-
     node = node_or_text
     if isinstance(node, str):
+        text = node.strip()
+        if not text or len(text) > 10_000:
+            return UNKNOWN
         try:
-            node = cst.parse_expression(node.strip())
-        except Exception:  # not an expression at all
-            return UNKNOWN
+            node = ast.parse(text, mode="eval").body
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+            return UNKNOWN  # not an expression at all
     try:
-        return _literal(node, cst)
-    except Exception:  # malformed literal (e.g. an evaluation libcst refuses)
+        return _literal(node)
+    except (RecursionError, ValueError, TypeError):
         return UNKNOWN
 
 
-def _literal(node: Any, cst: Any) -> Any:
-    if isinstance(node, (cst.Integer, cst.Float, cst.Imaginary)):
-        return node.evaluated_value
-    if isinstance(node, cst.SimpleString):
-        if "b" in node.prefix.lower():
-            return UNKNOWN
-        return node.evaluated_value
-    if isinstance(node, cst.ConcatenatedString):
-        value = node.evaluated_value
-        return UNKNOWN if value is None or isinstance(value, bytes) else value
-    if isinstance(node, cst.Name):
-        return {"True": True, "False": False, "None": None}.get(node.value, UNKNOWN)
-    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, (cst.Minus, cst.Plus)):
-        inner = _literal(node.expression, cst)
+def _literal(node: Any) -> Any:
+    if isinstance(node, ast.Constant):
+        value = node.value
+        if value is None or isinstance(value, (bool, int, float, complex, str)):
+            return value
+        return UNKNOWN  # bytes, Ellipsis
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        inner = _literal(node.operand)
         if isinstance(inner, (int, float, complex)) and not isinstance(inner, bool):
-            return -inner if isinstance(node.operator, cst.Minus) else inner
+            return -inner if isinstance(node.op, ast.USub) else inner
         return UNKNOWN
-    if isinstance(node, (cst.Tuple, cst.List, cst.Set)):
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
         items = []
-        for el in node.elements:
-            if not isinstance(el, cst.Element):
-                return UNKNOWN
-            v = _literal(el.value, cst)
+        for el in node.elts:
+            v = UNKNOWN if isinstance(el, ast.Starred) else _literal(el)
             if v is UNKNOWN:
                 return UNKNOWN
             items.append(v)
-        return tuple(items) if not isinstance(node, cst.Set) else ("<set>", *items)
-    if isinstance(node, cst.Dict):
+        return tuple(items) if not isinstance(node, ast.Set) else ("<set>", *items)
+    if isinstance(node, ast.Dict):
         out = []
-        for el in node.elements:
-            if not isinstance(el, cst.DictElement):
+        for key, value in zip(node.keys, node.values):
+            if key is None:  # ``**other``
                 return UNKNOWN
-            k, v = _literal(el.key, cst), _literal(el.value, cst)
+            k, v = _literal(key), _literal(value)
             if k is UNKNOWN or v is UNKNOWN:
                 return UNKNOWN
             out.append((k, v))

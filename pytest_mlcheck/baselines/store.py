@@ -135,7 +135,7 @@ def read_npz(path: Path) -> Any:
                                  "pytest-mlcheck never does") from None
         raise ArrayFileError(f"it is damaged ({exc})") from None
     except Exception as exc:  # BadZipFile, EOFError, zlib.error, OSError on a truncated file
-        raise ArrayFileError(f"it is truncated or damaged ({type(exc).__name__}: {exc})") from None
+        raise ArrayFileError(f"it is truncated or damaged ({exc})") from None
 
 
 class BaselineFile:

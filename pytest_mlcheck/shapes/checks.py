@@ -15,11 +15,11 @@ from .generation import (
     GENERATION_SEED,
     InputSpecs,
     annotate_error,
+    backend_choice,
     describe_inputs,
     grad_mode,
     module_device,
     preserve_buffers,
-    resolve_backend,
 )
 from .spec import (
     Spec,
@@ -198,8 +198,10 @@ def check_shapes(fn: Any, inputs: Any, output: Any, *, dims: Mapping[str, Any] |
         dims: Fixed sizes by name, e.g. ``{"C": 32}`` (``*name`` takes a tuple).
         vary: Per name, the sizes to try. By default every name not in ``dims`` varies
             over three small sizes, one of them 1, different for each name.
-        backend: ``"numpy"`` or ``"torch"``; by default torch for an ``nn.Module``,
-            numpy otherwise.
+        backend: ``"numpy"`` or ``"torch"``; by default torch when ``fn`` is or
+            reaches an ``nn.Module``, a tensor or torch itself (through a bound method,
+            a partial, its closure or the globals it names), numpy otherwise. When a
+            guess fails with a type error, the error says how to choose the other.
 
     Raises:
         AssertionError: An output does not match its spec; the message gives the
@@ -208,7 +210,8 @@ def check_shapes(fn: Any, inputs: Any, output: Any, *, dims: Mapping[str, Any] |
             structure does not mirror the spec; names the output path.
         ValueError: Bad specs, dtypes, dims or vary.
     """
-    backend = resolve_backend(fn, backend)
+    choice = backend_choice(fn, backend)
+    backend = choice.name
     spec_inputs = InputSpecs(fn, inputs)
     spec_inputs.validate_names()
     _validate_output_spec(output)
@@ -243,7 +246,8 @@ def check_shapes(fn: Any, inputs: Any, output: Any, *, dims: Mapping[str, Any] |
                 with grad_mode(fn):
                     out = fn(*args, **kwargs)
             except Exception as exc:
-                annotate_error(exc, fn, made, sizes, origins, [n for n in names if n not in fixed])
+                annotate_error(exc, fn, made, sizes, origins, [n for n in names if n not in fixed],
+                               choice)
                 emit("shape", "check", "ERROR", {**values, "bindings": sizes},
                      f"{label} raised {type(exc).__name__}: {exc}")
                 raise

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
-import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -27,6 +26,7 @@ from .generation import (
     GENERATION_SEED,
     InputSpecs,
     annotate_error,
+    backend_choice,
     describe_inputs,
     grad_mode,
     module_device,
@@ -34,7 +34,6 @@ from .generation import (
     preserve_buffers,
     random_values,
     rebuild,
-    resolve_backend,
     to_backend,
     train_mode_modules,
 )
@@ -84,7 +83,8 @@ class _Setup:
     def __init__(self, fn: Any, input: Any, dims: Any, backend: Any, axis: int, axis_arg: str,
                  preferred: int, check: str, exact: bool = False) -> None:
         self.fn = fn
-        self.backend = resolve_backend(fn, backend)
+        self.backend_choice = backend_choice(fn, backend)
+        self.backend = self.backend_choice.name
         self.inputs = InputSpecs(fn, input, "input")
         self.inputs.validate_names()
         self.axis = validation.integer(axis, axis_arg, check=check)
@@ -169,7 +169,8 @@ class _Setup:
         except Exception as exc:
             if not annotate:
                 raise
-            annotate_error(exc, self.fn, self.made, self.sizes, self.origins, self.chosen)
+            annotate_error(exc, self.fn, self.made, self.sizes, self.origins, self.chosen,
+                           self.backend_choice)
             emit("shape", self.check, "ERROR", self.values(),
                  f"{fn_name(self.fn)} raised {type(exc).__name__}: {exc}")
             raise

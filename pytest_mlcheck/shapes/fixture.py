@@ -33,7 +33,7 @@ class ShapeInvariants:
             output: The output spec, or a tuple/list/dict of them with None to skip.
             dims: Fixed sizes by name.
             vary: Per name, the sizes to try.
-            backend: ``"numpy"`` or ``"torch"``; by default from ``fn``.
+            backend: ``"numpy"`` or ``"torch"``; by default inferred from what ``fn`` reaches.
         """
         check_shapes(fn, inputs, output, dims=dims, vary=vary, backend=backend)
 
@@ -48,7 +48,7 @@ class ShapeInvariants:
             dims: Fixed sizes by name.
             batch_dim: The batch axis.
             atol: The largest tolerated cross-row gradient or change.
-            backend: ``"numpy"`` or ``"torch"``; by default from ``fn``.
+            backend: ``"numpy"`` or ``"torch"``; by default inferred from what ``fn`` reaches.
             rows: How many rows to check; default all up to 8.
             method: ``"auto"``, ``"autograd"`` or ``"perturbation"``.
         """
@@ -69,7 +69,7 @@ class ShapeInvariants:
             atol: Absolute tolerance.
             rtol: Relative tolerance.
             batch_dim: The batch axis.
-            backend: ``"numpy"`` or ``"torch"``; by default from ``fn``.
+            backend: ``"numpy"`` or ``"torch"``; by default inferred from what ``fn`` reaches.
         """
         assert_batch_invariant(fn, input, dims=dims, batch_sizes=batch_sizes, atol=atol,
                                rtol=rtol, batch_dim=batch_dim, backend=backend)
@@ -85,7 +85,7 @@ class ShapeInvariants:
             dims: Fixed sizes by name.
             time_dim: The time axis.
             atol: The largest tolerated dependence on the future.
-            backend: ``"numpy"`` or ``"torch"``; by default from ``fn``.
+            backend: ``"numpy"`` or ``"torch"``; by default inferred from what ``fn`` reaches.
             method: ``"auto"``, ``"autograd"`` or ``"perturbation"``.
         """
         assert_causal(fn, input, dims=dims, time_dim=time_dim, atol=atol, backend=backend,

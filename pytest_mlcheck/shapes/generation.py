@@ -9,13 +9,15 @@ shapes and bindings (:func:`annotate_error`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import inspect
 import itertools
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .. import arrays
+from .. import arrays, validation
 from ..validation import fn_name
 from .spec import Spec, dtype_kind, format_bindings, parse_spec
 
@@ -215,16 +217,164 @@ def _make_array(spec: Spec, shape: tuple, backend: str, device: Any,
     return to_backend(random_values(spec, shape, rng), spec.dtype, backend, device, path)
 
 
-def resolve_backend(fn: Any, backend: Any) -> str:
-    if backend not in (None, "numpy", "torch"):
-        raise ValueError(f"backend must be None, 'numpy' or 'torch', got {backend!r}")
+@dataclasses.dataclass(frozen=True)
+class BackendChoice:
+    """Which array library generated inputs come from, and why.
+
+    Attributes:
+        name: ``numpy`` or ``torch``.
+        reason: Why, in words (``given as backend='torch'``, ``fn's closure holds the
+            nn.Module Linear``, ``nothing fn reaches is torch``).
+        inferred: Whether the choice was inferred rather than given.
+        sure: Whether inference found evidence (a module, tensor or array library).
+    """
+
+    name: str
+    reason: str
+    inferred: bool = True
+    sure: bool = True
+
+    def advice(self) -> str:
+        """Return the sentence that says how to choose the other backend."""
+        other = "torch" if self.name == "numpy" else "numpy"
+        kind = "numpy arrays" if self.name == "numpy" else "torch tensors"
+        return (f"the generated inputs were {kind} (backend {self.name!r}: {self.reason}); "
+                f"if fn expects {'torch tensors' if other == 'torch' else 'numpy arrays'}, "
+                f"pass backend={other!r}")
+
+
+#: How deep backend inference follows what fn reaches (partial -> closure -> ...).
+_REACH_DEPTH = 3
+
+
+def _torch_evidence(obj: Any) -> str | None:
+    """Name ``obj`` when it is torch itself, an nn.Module or a tensor, else ``None``."""
+    if arrays.is_module(obj):
+        return f"the nn.Module {type(obj).__name__}"
+    if arrays.is_tensor(obj):
+        return "a torch tensor"
+    if inspect.ismodule(obj) and (obj.__name__ == "torch" or obj.__name__.startswith("torch.")):
+        return f"the module {obj.__name__}"
+    return None
+
+
+def _reaches(fn: Any, depth: int, seen: set[int]) -> Iterator[tuple[str, Any]]:
+    """Yield (how it is reached, object) for what ``fn`` can use when called."""
+    if id(fn) in seen or depth > _REACH_DEPTH:
+        return
+    seen.add(id(fn))
+    if isinstance(fn, functools.partial):
+        yield "the partial's function", fn.func
+        for i, a in enumerate(fn.args):
+            yield f"the partial's argument {i}", a
+        for k, v in (fn.keywords or {}).items():
+            yield f"the partial's argument {k}=", v
+        yield from _reaches(fn.func, depth + 1, seen)
+        return
+    owner = getattr(fn, "__self__", None)
+    if owner is not None and not inspect.ismodule(owner):
+        yield f"its object {type(owner).__name__}", owner
+        for k, v in list(vars(owner).items())[:50] if hasattr(owner, "__dict__") else ():
+            yield f"the attribute {type(owner).__name__}.{k}", v
+    function = getattr(fn, "__func__", fn)
+    if not inspect.isfunction(function) and hasattr(type(fn), "__call__") \
+            and not inspect.isbuiltin(fn) and hasattr(fn, "__dict__"):
+        # A callable object: what its attributes hold.
+        for k, v in list(vars(fn).items())[:50]:
+            yield f"the attribute {type(fn).__name__}.{k}", v
+        function = getattr(type(fn).__call__, "__func__", type(fn).__call__)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return
+    for name, cell in zip(code.co_freevars, getattr(function, "__closure__", None) or ()):
+        try:
+            value = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        yield f"its closure variable {name!r}", value
+        if callable(value):
+            yield from _reaches(value, depth + 1, seen)
+    names = set(code.co_names)
+    for const in code.co_consts:  # names used by nested functions and comprehensions
+        if inspect.iscode(const):
+            names.update(const.co_names)
+    glob = getattr(function, "__globals__", {})
+    for name in sorted(names):
+        if name in glob:
+            yield f"the global {name!r}", glob[name]
+
+
+def infer_backend(fn: Any) -> BackendChoice:
+    """Infer the array library ``fn`` expects from what it can reach.
+
+    ``fn`` itself being an ``nn.Module``; a bound method's ``__self__`` and its
+    attributes; a ``functools.partial``'s function and arguments; closure variables;
+    and the module-level globals the function's code names (``torch``, ``F``, a model
+    or tensor defined at module level). Any torch object among them means ``torch``;
+    otherwise ``numpy``, marked unsure when nothing pointed to numpy either.
+
+    Args:
+        fn: The function or model a check calls.
+
+    Returns:
+        The choice, with its reason.
+    """
+    if arrays.is_module(fn):
+        return BackendChoice("torch", f"fn is the nn.Module {type(fn).__name__}")
+    if arrays.torch_module() is None:  # no tensor or module can exist without torch imported
+        return BackendChoice("numpy", "torch is not imported")
+    numpy_seen = None
+    for how, obj in _reaches(fn, 0, set()):
+        found = _torch_evidence(obj)
+        if found is not None:
+            return BackendChoice("torch", f"{how} is {found}")
+        if numpy_seen is None and (obj is np or isinstance(obj, np.ndarray)):
+            numpy_seen = how
+    if numpy_seen is not None:
+        return BackendChoice("numpy", f"{numpy_seen} is numpy and nothing fn reaches is torch")
+    return BackendChoice("numpy", "nothing fn reaches is torch or numpy, so numpy by default",
+                         sure=False)
+
+
+def backend_choice(fn: Any, backend: Any) -> BackendChoice:
+    """Return the backend a check generates inputs with: the given one, or the inferred one.
+
+    Args:
+        fn: The function or model a check calls.
+        backend: ``None`` (infer it, see :func:`infer_backend`), ``"numpy"`` or ``"torch"``.
+
+    Returns:
+        The choice.
+
+    Raises:
+        ValueError: An unknown backend, or ``"numpy"`` for an ``nn.Module``.
+        ImportError: ``"torch"`` without torch installed.
+    """
+    if backend is None:
+        return infer_backend(fn)
+    validation.choice(backend, "backend", (None, "numpy", "torch"))
     if backend == "numpy" and arrays.is_module(fn):
         raise ValueError("backend='numpy' cannot drive an nn.Module; leave backend=None")
-    if backend is None:
-        return "torch" if arrays.is_module(fn) else "numpy"
     if backend == "torch":
         arrays.require_torch("backend='torch'")
-    return backend
+    return BackendChoice(backend, f"given as backend={backend!r}", inferred=False)
+
+
+def resolve_backend(fn: Any, backend: Any) -> str:
+    """Return the backend's name (see :func:`backend_choice`).
+
+    Args:
+        fn: The function or model a check calls.
+        backend: ``None``, ``"numpy"`` or ``"torch"``.
+
+    Returns:
+        ``numpy`` or ``torch``.
+    """
+    return backend_choice(fn, backend).name
+
+
+#: Error types that, raised on generated inputs, usually mean the wrong array library.
+_WRONG_LIBRARY = (TypeError, AttributeError)
 
 
 def module_float_dtype(fn: Any) -> str:
@@ -265,11 +415,17 @@ def describe_inputs(made: Mapping[str, Any]) -> str:
 
 
 def annotate_error(exc: BaseException, fn: Any, made: Mapping[str, Any], sizes: Mapping[str, Any],
-              origins: Mapping[str, str], chosen: Sequence[str]) -> None:
-    """Attach the generated shapes and bindings to an exception raised by ``fn``."""
+                   origins: Mapping[str, str], chosen: Sequence[str],
+                   backend: BackendChoice | None = None) -> None:
+    """Attach the generated shapes, bindings and backend to an exception raised by ``fn``."""
     note = (f"pytest-mlcheck: {fn_name(fn)} raised {type(exc).__name__} on generated inputs\n"
             f"  inputs: {describe_inputs(made)}\n"
             f"  bindings: {format_bindings(sizes, origins)}")
+    if backend is not None and backend.inferred and isinstance(exc, _WRONG_LIBRARY):
+        # The commonest cause of a type error here: numpy inputs for a function that
+        # wraps a torch model the inference could not see (or the reverse).
+        note += f"\n  {backend.advice()}"
+        setattr(exc, "mlcheck_backend", backend.name)
     if chosen:
         note += (f"\n  the check chose {', '.join(chosen)}; if the code needs particular sizes "
                  f"(e.g. a model width), fix them with dims={{{chosen[0]!r}: ...}}")

@@ -15,13 +15,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
-import math
 import re
 from typing import Any, Mapping, MutableMapping
 
 import numpy as np
 
-from .. import arrays
+from .. import arrays, validation
 from ..report import emit
 
 _GRAMMAR = ("each dimension is an integer, a name (binds on first use), '_' (any one "
@@ -172,11 +171,7 @@ class Spec:
         for field in ("low", "high"):
             value = getattr(self, field)
             if value is not None:
-                if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-                    raise TypeError(f"Spec({self.shape!r}).{field} must be a number or None, "
-                                    f"got {type(value).__name__}")
-                if not math.isfinite(float(value)):
-                    raise ValueError(f"Spec({self.shape!r}).{field} must be finite, got {value}")
+                validation.number(value, f"Spec({self.shape!r}).{field}", hint="or None")
         if self.low is not None and self.high is not None and not self.low < self.high:
             raise ValueError(f"Spec({self.shape!r}): low ({self.low}) must be below high "
                              f"({self.high}); high is exclusive")

@@ -151,6 +151,8 @@ def test_no_progress_for_machine_formats_even_on_a_terminal(tmp_path, fmt):
 
 
 def test_no_progress_for_a_short_run(tmp_path):
-    # The default one-second delay: six small files finish well before it.
-    code, _, err = _run(_tree(tmp_path), True, *ARGS, delay=cli.PROGRESS_DELAY_S)
+    # A run that ends before the delay draws nothing (10 s here, so a loaded machine
+    # cannot make six small files "long"; the fake-clock test covers the 1 s default).
+    assert cli.PROGRESS_DELAY_S == 1.0
+    code, _, err = _run(_tree(tmp_path), True, *ARGS, delay=10.0)
     assert code == 1 and MARK not in err

@@ -14,6 +14,7 @@ fixture is both the must-flag and the must-not-flag case.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -314,8 +315,8 @@ def test_rules_never_raise_on_arbitrary_docstrings(body: str, header: str) -> No
     text = f"{header}\n        {body}".replace("\\", "\\\\").replace('"""', "'''")
     source = f'def f(a, b=1e-3, *args, c=None, **kw) -> "Tensor":\n    """Doc.\n\n    {text}\n    """\n    return a\n'
     try:
-        libcst.parse_module(source)
-    except Exception:
+        ast.parse(source)  # the engine's gate: what CPython refuses is MLC000, not a rule input
+    except (SyntaxError, ValueError):
         return
     lint(source, "pkg/mod.py", ALL_PER_FILE)
     parse_docstring(text)

@@ -131,10 +131,10 @@ def test_exception_in_block_propagates_without_judging():
 
 
 def test_bad_budgets_are_errors():
-    with pytest.raises(ValueError, match="max_seconds must be >= 0"):
+    with pytest.raises(ValueError, match="max_seconds must be a finite number >= 0"):
         with measure_resources(max_seconds=-1):
             pass
-    with pytest.raises(TypeError, match="max_peak_mb must be a number"):
+    with pytest.raises(TypeError, match="max_peak_mb must be a finite number"):
         with measure_resources(max_peak_mb="100"):
             pass
 
@@ -176,7 +176,7 @@ def test_param_budget_bad_input():
         assert_param_budget(np.zeros(3), 10)
     with pytest.raises(ValueError, match="uninitialised"):
         assert_param_budget(torch.nn.LazyLinear(3), 10)
-    with pytest.raises(ValueError, match="max_params must be >= 0"):
+    with pytest.raises(ValueError, match="max_params must be an int >= 0"):
         assert_param_budget(torch.nn.Linear(2, 2), -1)
     assert assert_param_budget(torch.nn.ReLU(), 0)["total"] == 0
 

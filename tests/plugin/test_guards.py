@@ -200,7 +200,8 @@ def test_non_finite_guard(torch_project):
     assert "module `Model` (the outermost module called)" in deferred
     assert "checked once per model call on the accelerator" in deferred
     data = json.loads((torch_project.path / "report.json").read_text())
-    records = {r["nodeid"].split("::")[1]: r for r in data["records"] if r["kind"] == "guard"}
+    records = {r["nodeid"].split("::")[1]: r for r in data["records"]
+               if r["kind"] == "guard" and r["name"] != "coverage"}
     assert sorted(records) == ["test_buggy", "test_deferred_buggy", "test_inf_weight",
                                "test_nan_batch", "test_nested_nan", "test_swallowed"]
     assert records["test_buggy"]["verdict"] == "NON-FINITE"
@@ -356,8 +357,8 @@ def test_warnings_guard(torch_project):
         "test_scheduler_before_optimizer", "test_std_of_one_element", "test_log_zero",
         "test_sqrt_negative", "test_other_entries_are_still_guarded", "test_turned_into_an_error",
         "test_bad_regex", "test_no_pattern", "test_setting_with_copy", "test_chained_assignment",
-        "test_column_vector_y", "test_undefined_precision"}
-    result.assert_outcomes(passed=8, failed=15)
+        "test_column_vector_y"}
+    result.assert_outcomes(passed=9, failed=14)
     mse = out.split("_ test_mse_buggy _", 1)[1][:1500]
     assert mse.startswith("_" * 10) or "silent-bug warning torch-loss-broadcast" in mse
     assert "Using a target size (torch.Size([8])) that is different to the input size" in mse
@@ -374,7 +375,6 @@ def test_warnings_guard(torch_project):
         ("test_setting_with_copy", "pandas-setting-with-copy"),
         ("test_chained_assignment", "pandas-chained-assignment"),
         ("test_column_vector_y", "sklearn-data-conversion"),
-        ("test_undefined_precision", "sklearn-undefined-metric"),
     ]:
         assert f"silent-bug warning {entry}" in out.split(f"_ {test} _", 1)[1][:600], test
     turned = out.split("_ test_turned_into_an_error _", 1)[1][:3000]
@@ -389,6 +389,8 @@ def test_warnings_guard(torch_project):
     assert ("test_mse_buggy", "warning:torch-loss-broadcast", "FAILED") in guard
     assert ("test_allowed_by_id", "warning:numpy-divide", "ok") in guard
     assert ("test_allowed_by_ini", "warning:numpy-overflow", "ok") in guard
+    # incidental far more often than not (see silent_warnings): listed, not failed
+    assert ("test_undefined_precision", "warning:sklearn-undefined-metric", "reported") in guard
 
 
 def test_guards_under_xdist_reach_the_report(torch_project):
@@ -409,7 +411,8 @@ def test_guards_under_xdist_reach_the_report(torch_project):
     result = torch_project.runpytest_subprocess(*RUN, "-n", "2", "--mlcheck-report=report.json")
     result.assert_outcomes(passed=1, failed=2)
     data = json.loads((torch_project.path / "report.json").read_text())
-    verdicts = sorted((r["name"], r["verdict"]) for r in data["records"] if r["kind"] == "guard")
+    verdicts = sorted((r["name"], r["verdict"]) for r in data["records"]
+                      if r["kind"] == "guard" and r["name"] != "coverage")
     assert verdicts == [("nonfinite", "NON-FINITE"), ("warning:numpy-divide", "FAILED")]
 
 

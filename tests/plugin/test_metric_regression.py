@@ -578,3 +578,44 @@ def test_recording_does_not_import_torch_for_a_numpy_test(pytester):
     assert env["torch"] == torch.__version__.split("+")[0]
     assert env["device"] == "cpu" and set(env) == {"python", "numpy", "torch", "cuda", "device",
                                                    "platform"}
+
+
+# ---- integers compare exactly (issue 12, item 5) ---------------------------------------
+
+INT_ARRAY_TEST = """
+    import numpy as np
+    def test_tokens(metric_regression):
+        ids = np.array([[101, 120000, 7], [5, 6, 2]], dtype=np.int64)
+        {edit}
+        metric_regression.check_array("token_ids", ids{options})
+"""
+
+
+def test_integer_snapshot_fails_on_a_changed_token_id_with_the_default_tolerance(pytester):
+    pytester.makepyfile(test_model=INT_ARRAY_TEST.format(edit="pass", options=""))
+    run(pytester, "--mlcheck-update").assert_outcomes(passed=1)
+    # Seeded fault: an off-by-one token id; the default rtol 1e-5 allows 1.2 at 120000.
+    pytester.makepyfile(test_model=INT_ARRAY_TEST.format(edit="ids[0, 1] += 1", options=""))
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*1 of 6 elements differ (16.7%)*",
+                                 "*first at index (0, 1): 120000 (baseline) vs 120001 (current)*"])
+    # The fixed twin: unchanged ids pass, and a tolerance given for them applies.
+    pytester.makepyfile(test_model=INT_ARRAY_TEST.format(edit="pass", options=""))
+    run(pytester).assert_outcomes(passed=1)
+    pytester.makepyfile(test_model=INT_ARRAY_TEST.format(edit="ids[0, 1] += 1",
+                                                         options=", atol=1"))
+    run(pytester).assert_outcomes(passed=1)
+
+
+def test_integer_metric_fails_on_any_change_unless_a_tolerance_is_given(pytester):
+    make_metric_test(pytester, '{"n_tokens": 120000, "loss": 0.5}')
+    run(pytester, "--mlcheck-update").assert_outcomes(passed=1)
+    make_metric_test(pytester, '{"n_tokens": 120001, "loss": 0.5}')
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*n_tokens*120000*120001*REGRESSED*"])
+    make_metric_test(pytester, '{"n_tokens": 120001, "loss": 0.5}', ', atol={"n_tokens": 1}')
+    run(pytester).assert_outcomes(passed=1)
+    make_metric_test(pytester, '{"n_tokens": 120000, "loss": 0.5 + 1e-9}')
+    run(pytester).assert_outcomes(passed=1)

@@ -600,7 +600,7 @@ def test_fixture_records_reach_the_report_and_failures_teach(pytester):
         "E * causality failed for test_peeking_fails.<locals>.<lambda>: output at t=0 depends on input at t=1*",
     ]:
         result.stdout.fnmatch_lines([pattern])
-    result.stdout.fnmatch_lines(["*test_models.py::test_shapes_pass*shape*check*ok*"])
+    result.stdout.fnmatch_lines(["*::test_shapes_pass*shape*check*ok*"])
     data = json.loads((pytester.path / "report.json").read_text())
     shape = [r for r in data["records"] if r["kind"] == "shape"]
     assert [(r["nodeid"].split("::")[1], r["name"], r["verdict"]) for r in shape] == [

@@ -732,7 +732,7 @@ def test_a_loss_fn_returning_a_non_scalar_is_a_clear_error():
 @pytest.mark.parametrize("call, error, pattern", [
     (lambda: assert_trains("model", ce, make_batch()), TypeError, "must be a torch nn.Module"),
     (lambda: assert_trains(MLP(), None, make_batch()), TypeError, "loss_fn must be a callable"),
-    (lambda: assert_trains(MLP(), ce, make_batch(), steps=0), ValueError, "steps must be at least 1"),
+    (lambda: assert_trains(MLP(), ce, make_batch(), steps=0), ValueError, "steps must be an int >= 1"),
     (lambda: assert_trains(MLP(), ce, make_batch(), frozen=["backbone.*"]), ValueError,
      r"frozen pattern\(s\) \['backbone.\*'\] match no parameter of MLP; its parameters are: fc1"),
     (lambda: assert_trains(MLP(), ce, make_batch(), frozen=[3]), TypeError, "frozen holds 3"),
@@ -745,9 +745,9 @@ def test_a_loss_fn_returning_a_non_scalar_is_a_clear_error():
     (lambda: assert_training_loop(step_with_zero_grad, MLP(), None, make_batches(1)), TypeError,
      "optimizer is required"),
     (lambda: assert_training_loop(step_with_zero_grad, MLP(), sgd, make_batches(1), accumulate=0),
-     ValueError, "accumulate must be at least 1"),
+     ValueError, "accumulate must be an int >= 1"),
     (lambda: assert_overfits(MLP(), ce, make_batch(), reduction=2), ValueError,
-     r"reduction must be a number in \(0, 1\)"),
+     r"reduction must be a finite number in \(0, 1\)"),
     (lambda: assert_eval_clean(MLP(), lambda: None), ValueError, "never ran the forward pass"),
     (lambda: assert_eval_clean(MLP(), 3), TypeError, "eval_fn must be a callable"),
 ])

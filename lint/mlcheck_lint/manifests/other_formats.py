@@ -92,7 +92,9 @@ def read_environment_yml_text(text: str, path: str) -> Manifest:
     """
     manifest = Manifest(path=path, kind="conda")
     try:
-        import yaml
+        # PyYAML is optional: only environment.yml needs it, and the finding below says
+        # so when it is missing (pre-commit, in the test extra, brings it).
+        import yaml  # noqa: MLC205
     except ImportError:
         manifest.problems.append(ManifestProblem(path, 1, 0, "cannot read environment.yml: PyYAML is not "
                                                  "installed in the linter's environment (pip install pyyaml)"))
@@ -163,6 +165,8 @@ def pip_install_lines(cell_text: str) -> list[tuple[int, int, list[tuple[int, st
         words = [(base + m.start(), m.group()) for m in re.finditer(r"\S+", rest)]
         cleaned = []
         for col, word in words:
+            if word.startswith("#"):
+                break  # the shell's comment
             try:
                 parts = shlex.split(word)
             except ValueError:

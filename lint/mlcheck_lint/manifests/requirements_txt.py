@@ -17,6 +17,7 @@ One bad line is one problem; reading goes on with the next line.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from typing import Iterator
@@ -134,16 +135,59 @@ def parse_requirement(spec: str) -> tuple[object | None, str | None, str | None]
 
     if is_local_or_url(spec):
         egg = _EGG.search(spec)
-        if egg and _URL_SCHEME.match(spec):
+        name = egg.group(1) if egg else None
+        if name is None and re.match(r"^(git|hg|svn|bzr)\+", spec):
+            # pip learns a bare VCS URL's name by building it; the repository's name
+            # is what it almost always is, and lets the pinning rules judge the ref.
+            repo = re.sub(r"[@#].*$", "", spec.split("://", 1)[-1].split("/", 1)[-1]).rstrip("/")
+            name = re.sub(r"\.git$", "", repo.rsplit("/", 1)[-1]) or None
+        if name and _URL_SCHEME.match(spec):
             try:
-                return Requirement(f"{egg.group(1)} @ {spec}"), spec, None
+                return Requirement(f"{name} @ {spec}"), spec, None
             except InvalidRequirement:
                 pass
         return None, spec, None
+    fast = _simple_requirement(spec)
+    if fast is not None:
+        return fast, None, None
     try:
         return Requirement(spec), None, None
     except InvalidRequirement as exc:
         return None, None, _reason(exc)
+
+
+_SIMPLE = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?:(===|==|>=|<=|~=|!=|<|>)\s*([A-Za-z0-9.*+!_-]+))?\s*$")
+
+
+@functools.lru_cache(maxsize=4096)
+def _specifier(text: str) -> object:
+    from packaging.specifiers import SpecifierSet
+
+    return SpecifierSet(text)
+
+
+def _simple_requirement(spec: str) -> object | None:
+    """Build the Requirement of ``name`` or ``name<op>version`` without the full parser.
+
+    pip-compile output is 100 % such lines, and packaging's general parser costs about
+    ten times more; anything else (extras, markers, URLs, several specifiers) returns
+    ``None`` and goes through ``packaging`` as usual. The object is the same as
+    ``Requirement(spec)`` would build: same name, specifier, extras, url and marker.
+    """
+    match = _SIMPLE.match(spec)
+    if match is None:
+        return None
+    from packaging.requirements import Requirement
+    from packaging.specifiers import InvalidSpecifier
+
+    name, operator, version = match.groups()
+    try:
+        specifier = _specifier(f"{operator}{version}" if operator else "")
+    except InvalidSpecifier:
+        return None  # let the full parser word the error
+    req = Requirement.__new__(Requirement)
+    req.name, req.url, req.extras, req.specifier, req.marker = name, None, set(), specifier, None
+    return req
 
 
 def _reason(exc: Exception) -> str:

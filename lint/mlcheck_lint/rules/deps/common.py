@@ -79,8 +79,45 @@ def read_cached(root: Path, rel: str) -> tuple[str | None, Any]:
     return _READ[key]
 
 
+_PARSED: dict[tuple[str, str], tuple[Any, Manifest]] = {}
+
+
+def _stat_key(root: Path, rel: str) -> Any:
+    try:
+        st = os.stat(root / rel)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+class ParsedManifests:
+    """Parsed requirements files of one project, shared by every project rule of a run.
+
+    A mapping ``path -> Manifest`` as :func:`mlcheck_lint.manifests.expand_includes`
+    wants its ``cache``; an entry is dropped when the file changes on disk.
+
+    Args:
+        root: The project root.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def __contains__(self, rel: object) -> bool:
+        hit = _PARSED.get((str(self.root), str(rel)))
+        return hit is not None and hit[0] == _stat_key(self.root, str(rel))
+
+    def __getitem__(self, rel: str) -> Manifest:
+        return _PARSED[(str(self.root), rel)][1]
+
+    def __setitem__(self, rel: str, manifest: Manifest) -> None:
+        if len(_PARSED) > 256:
+            _PARSED.clear()
+        _PARSED[(str(self.root), rel)] = (_stat_key(self.root, rel), manifest)
+
+
 def load(root: Path, rel: str) -> Manifest | None:
-    """Parse one manifest of the project (``None`` when it cannot be read).
+    """Parse one manifest of the project once per run (``None`` when unreadable).
 
     Args:
         root: The project root.
@@ -89,10 +126,28 @@ def load(root: Path, rel: str) -> Manifest | None:
     Returns:
         The manifest.
     """
+    cache = ParsedManifests(root)
+    if rel in cache:
+        return cache[rel]
     text, problem = read_cached(root, rel)
     if problem is not None or text is None:
         return None
-    return manifests.read_manifest(rel, text)
+    manifest = manifests.read_manifest(rel, text)
+    cache[rel] = manifest
+    return manifest
+
+
+def expand(root: Path, rel: str) -> Any:
+    """Return :func:`mlcheck_lint.manifests.expand_includes` with the shared parse cache.
+
+    Args:
+        root: The project root.
+        rel: A requirements file, project-relative.
+
+    Returns:
+        The expanded file.
+    """
+    return manifests.expand_includes(Path(root), rel, ParsedManifests(root))  # type: ignore[arg-type]
 
 
 def installed_version(name: str) -> str | None:

@@ -105,7 +105,7 @@ def _source_requirements(root: Path, source: str, options: list[str],
     if not (root / source).is_file():
         return [], f"the source {source} named for this lock does not exist"
     if kind == "requirements" or source.endswith(".in"):
-        expanded = manifests.expand_includes(root, source, cache)
+        expanded = common.expand(root, source)
         return [r for r in expanded.requirements if not r.constraint], None
     if kind in ("pyproject", "setup.cfg"):
         manifest = common.load(root, source)

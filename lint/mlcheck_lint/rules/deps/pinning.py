@@ -234,6 +234,28 @@ class DependencyPolicy(ProjectRule):
         """
         return True
 
+    def check(self, ctx: Any) -> Iterable[Finding]:
+        """Under ``--fix``, yield the same findings as the project phase, with their fixes.
+
+        The engine applies only edits computed from the file itself, never those of a
+        project phase, so the fixes come from here. Outside ``--fix`` this yields
+        nothing: the project phase reports (it knows the project root, where a lock
+        file or ``setup.py`` may sit).
+
+        Args:
+            ctx: The file's context.
+
+        Yields:
+            The findings with fixes.
+        """
+        if not getattr(ctx, "fixing", False):
+            return
+        root = getattr(ctx, "root", None)
+        if root is None and (Path.cwd() / ctx.path).is_file():
+            root = Path.cwd()  # an engine that does not hand rules the root: the usual cwd
+        folder = (Path(root) / ctx.path).parent if root is not None else None
+        yield from self.findings_for(ctx.path, ctx.source, folder, ctx.option("dependency-policy"))
+
     def check_project(self, project: Any) -> Iterable[Finding]:
         """Yield the policy findings of every discovered ``pyproject.toml``.
 
@@ -249,32 +271,42 @@ class DependencyPolicy(ProjectRule):
             if manifests.manifest_kind(rel) != "pyproject":
                 continue
             text, problem = common.read_cached(root, rel)
-            if text is None:
-                continue
-            manifest = manifests.read_manifest(rel, text)
-            if manifest.data is None:
-                continue
-            folder = (root / rel).parent
-            policy, why = project_policy(manifest.data, folder, configured)
-            own = (manifest.data.get("project") or {}).get("name") if isinstance(manifest.data.get("project"), dict) else None
-            lock = has_lock(folder) if policy == "application" else None
-            if policy == "application" and lock:
-                continue
-            locator_text = text[1:] if text.startswith("\ufeff") else text
-            lines = locator_text.splitlines()
-            for entry in manifest.requirements:
-                if not (entry.group == "dependencies" or entry.group.startswith(("optional:", "poetry:main"))):
-                    continue
-                req = entry.requirement
-                if req is None:
-                    continue
-                from packaging.utils import canonicalize_name
+            if text is not None:
+                yield from self.findings_for(rel, text, (root / rel).parent, configured)
 
-                if own and canonicalize_name(req.name) == canonicalize_name(own):
-                    continue  # a self-reference that combines extras
-                literal = lines[entry.line - 1][entry.col:entry.col + 1] if entry.line <= len(lines) else ""
-                kind = "pyproject" if not entry.group.startswith("poetry:") else "poetry"
-                yield from self._judge(entry, policy, why, kind, literal, rel)
+    def findings_for(self, rel: str, text: str, folder: Path | None, configured: str) -> Iterable[Finding]:
+        """Judge one ``pyproject.toml`` against the policy.
+
+        Args:
+            rel: Its project-relative path.
+            text: Its text.
+            folder: Its folder on disk, or ``None`` when unknown (then an application
+                is not judged: whether a lock sits next to it is unknown).
+            configured: The ``dependency-policy`` option.
+
+        Yields:
+            The findings, with fixes.
+        """
+        from packaging.utils import canonicalize_name
+
+        manifest = manifests.read_manifest(rel, text)
+        if manifest.data is None:
+            return
+        policy, why = project_policy(manifest.data, folder or Path("/nonexistent"), configured)
+        if policy == "application" and (folder is None or has_lock(folder)):
+            return
+        project_table = manifest.data.get("project")
+        own = project_table.get("name") if isinstance(project_table, dict) else None
+        lines = (text[1:] if text.startswith("\ufeff") else text).splitlines()
+        for entry in manifest.requirements:
+            if not (entry.group == "dependencies" or entry.group.startswith(("optional:", "poetry:main"))):
+                continue
+            req = entry.requirement
+            if req is None or (own and canonicalize_name(req.name) == canonicalize_name(own)):
+                continue  # a local path, or a self-reference that combines extras
+            literal = lines[entry.line - 1][entry.col:entry.col + 1] if entry.line <= len(lines) else ""
+            kind = "poetry" if entry.group.startswith("poetry:") else "pyproject"
+            yield from self._judge(entry, policy, why, kind, literal, rel)
 
     def _judge(self, entry: DeclaredRequirement, policy: str, why: str, kind: str,
                literal: str, rel: str) -> Iterable[Finding]:
@@ -337,14 +369,11 @@ class UnpinnedNotebookInstall(ProjectRule):
         %pip install torch==2.3.1 transformers==4.41.2
         ```
 
-    Fix safety:
-        Safe: pins to the version installed in the environment running mlcheck-lint.
     """
 
     code = "MLC208"
     name = "notebook-pip-install-unpinned"
     summary = "an unpinned !pip / %pip install in a notebook"
-    fix_safety = "safe"
     file_kinds = ()
 
     def check_project(self, project: Any) -> Iterable[Finding]:
@@ -383,8 +412,7 @@ class UnpinnedNotebookInstall(ProjectRule):
                         reason = unpinned_reason(entry)
                         if reason is None:
                             continue
-                        fix, why = _pin_fix(entry, "notebook", "==", "safe")
-                        message = f"cell {number}: `pip install {word}` is not pinned: {reason}"
-                        if fix is None and why:
-                            message += f"; {why}"
-                        yield Finding(self.code, message, line, col, line, col + len(word), fix, rel, number)
+                        version = common.installed_version(req.name) if not req.url else None
+                        hint = f" (`{req.name}=={version}` is installed here)" if version else ""
+                        message = f"cell {number}: `pip install {word}` is not pinned: {reason}{hint}"
+                        yield Finding(self.code, message, line, col, line, col + len(word), None, rel, number)

@@ -100,7 +100,7 @@ class ManifestSyntax(ProjectRule):
                     yield common.finding(self.code, p, f"{p.path}:{p.line}: {p.reason}")
             if manifests.manifest_kind(rel) != "requirements":
                 continue
-            for p in manifests.expand_includes(root, rel, cache).problems:
+            for p in common.expand(root, rel).problems:
                 key = (p.path, p.line, p.col, p.reason)
                 if p.reason.startswith(("-r ", "-c ")) and key not in reported:
                     reported.add(key)

@@ -59,7 +59,11 @@ def minor(version: str) -> str:
     return f"{v.major}.{v.minor}"
 
 
-def _admits_minor(specifier: Any, target_minor: str) -> bool:
+def _admits_minor(entry: DeclaredRequirement, target_minor: str) -> bool:
+    pin = entry.pinned_version
+    if pin is not None:  # compare the release itself: a local label (+cu121) is no matter here
+        return minor(pin) == target_minor
+    specifier = entry.requirement.specifier
     return any(specifier.contains(f"{target_minor}.{patch}", prereleases=True) for patch in range(0, 12)) or \
         specifier.contains(target_minor, prereleases=True)
 
@@ -85,12 +89,12 @@ def mismatch(torch: DeclaredRequirement, other: DeclaredRequirement) -> str | No
     tpin, opin = torch.pinned_version, other.pinned_version
     if tpin is not None:
         row = _row_for("torch", minor(tpin))
-        if row is not None and name in row and not _admits_minor(other.requirement.specifier, row[name]):
+        if row is not None and name in row and not _admits_minor(other, row[name]):
             return (f"{other.text} does not fit {torch.text}: torch {row['torch']} goes with "
                     f"{name} {row[name]}.*")
     if opin is not None:
         row = _row_for(name, minor(opin))
-        if row is not None and not _admits_minor(torch.requirement.specifier, row["torch"]):
+        if row is not None and not _admits_minor(torch, row["torch"]):
             return (f"{other.text} belongs to torch {row['torch']}, but {torch.text} is required "
                     f"with it; pin torch {row['torch']}.* or the {name} release of your torch")
     return None
@@ -102,7 +106,7 @@ def _environments(root: Path, paths: list[str]) -> Iterable[tuple[str, list[Decl
     for rel in paths:
         kind = manifests.manifest_kind(rel)
         if kind == "requirements":
-            expanded = manifests.expand_includes(root, rel, cache)
+            expanded = common.expand(root, rel)
             served = any(o.option in ("--index-url", "--extra-index-url", "--find-links")
                          and not any(p in o.value for p in _PUBLIC) for o in expanded.index_options)
             yield rel, expanded.requirements, served

@@ -1,7 +1,16 @@
 """Documentation rules (MLC1xx): missing docstrings and docstrings that drifted from the code.
 
 The family's options are declared here (:data:`OPTIONS`); the rules live in this
-package's modules and register themselves on import.
+package's modules and register themselves on import:
+
+* :mod:`.missing` MLC101-MLC103 (missing docstrings), :mod:`.coverage` MLC130;
+* :mod:`.params` MLC110-MLC112, :mod:`.defaults` MLC113, :mod:`.types` MLC114;
+* :mod:`.returns` MLC120, MLC121; :mod:`.shapes` MLC150;
+* :mod:`.readme` MLC140, MLC141 (README and docs code blocks).
+
+Every per-file rule reads one shared analysis of the file (:mod:`.analysis`), built from
+CPython's ``ast`` once per file through ``ctx.cache``; none needs a libcst tree, and
+fixes are text edits computed from ``ast`` positions.
 """
 
 from __future__ import annotations
@@ -35,4 +44,5 @@ OPTIONS = (
                "detected from pyproject.toml and the folders when not given."),
 )
 
-from . import _legacy  # noqa: E402,F401  (registers the rules)
+# The rules register themselves on import; one module per concern.
+from . import coverage, defaults, missing, params, readme, returns, shapes, types  # noqa: E402,F401

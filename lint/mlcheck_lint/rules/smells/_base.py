@@ -39,8 +39,49 @@ def file_cache(ctx: Any, key: str, factory: Callable[[], Any]) -> Any:
     return ctx.cache(key, factory)
 
 
+# A notebook is linted cell by cell, in order, in one process; its imports usually sit
+# in the first cells. What the smell rules learn from earlier cells (imports, which
+# names hold frames, optimizers, loss objects) carries over to later cells of the same
+# notebook. A path change or a cell number going back starts afresh.
+_NOTEBOOK: dict[str, Any] = {"path": None, "cell": 0, "values": {}}
+
+
+def notebook_state(ctx: Any, key: str, factory: Callable[[], Any]) -> Any:
+    """Return state shared by the cells of one notebook (fresh for every ``.py`` file).
+
+    Args:
+        ctx: The file (or cell) context.
+        key: The state's name, unique across rules.
+        factory: Builds the initial state.
+
+    Returns:
+        The state object: the same one for every later cell of the notebook.
+    """
+    if ctx.cell is None:
+        return ctx.cache("smells.state." + key, factory)
+    if _NOTEBOOK["path"] != ctx.path or ctx.cell < _NOTEBOOK["cell"]:
+        _NOTEBOOK.update(path=ctx.path, cell=ctx.cell, values={})
+    _NOTEBOOK["cell"] = ctx.cell
+    values = _NOTEBOOK["values"]
+    if key not in values:
+        values[key] = factory()
+    return values[key]
+
+
+def _build_names(ctx: Any) -> QualifiedNames:
+    names = QualifiedNames(ctx.tree)
+    if ctx.cell is not None:
+        earlier = notebook_state(ctx, "bindings", dict)
+        for local, qualified in earlier.items():
+            names.bindings.setdefault(local, qualified)
+        earlier.update(names.bindings)
+    return names
+
+
 def qualified_names(ctx: Any) -> QualifiedNames:
     """Return the file's :class:`~mlcheck_lint.qualnames.QualifiedNames`, built once.
+
+    In a notebook cell, names imported by earlier cells resolve too.
 
     Args:
         ctx: The file context.
@@ -48,7 +89,7 @@ def qualified_names(ctx: Any) -> QualifiedNames:
     Returns:
         The imports and aliases of the file.
     """
-    return ctx.cache("qualnames", lambda: QualifiedNames(ctx.tree))
+    return ctx.cache("qualnames", lambda: _build_names(ctx))
 
 
 def source_lines(ctx: Any) -> list[str]:
@@ -251,8 +292,9 @@ def module_classes(ctx: Any) -> dict[str, bool]:
     """Return ``{class name: is an nn.Module}`` for the classes defined in the file.
 
     A class is a module when a base is a known ``torch.nn`` class or framework module
-    base, or a module class of the same file, or when it defines ``forward`` (the
-    method only modules have).
+    base, or a module class of the same file, or when it derives from some imported
+    class and defines ``forward``. A class without bases that defines ``forward`` is
+    a hand-written network (``class MLP: def forward``), not a module.
 
     Args:
         ctx: The file context.
@@ -268,7 +310,7 @@ def module_classes(ctx: Any) -> dict[str, bool]:
             result[cls.name] = result.get(cls.name, False) or any(
                 is_torch_module_base(names.resolve(b)) for b in cls.bases) or any(
                 type(s) in (ast.FunctionDef, ast.AsyncFunctionDef) and s.name == "forward"  # type: ignore[attr-defined]
-                for s in cls.body)
+                for s in cls.body) and any(dotted_name(b) not in ("object", None) for b in cls.bases)
         changed = True
         while changed:  # in-file inheritance, to a fixed point
             changed = False

@@ -77,8 +77,9 @@ class UnsafeTorchLoad(AstVisitorRule, ProjectRule):
             node: The call.
         """
         func = node.func
-        last = func.attr if type(func) is ast.Attribute else func.id if type(func) is ast.Name else ""
-        if last != "load" or qualified_names(self.ctx).resolve(func) not in _LOADS:
+        if type(func) is ast.Attribute and func.attr != "load":
+            return
+        if qualified_names(self.ctx).resolve(func) not in _LOADS:
             return
         given = keyword(node, "weights_only")
         if given is None:

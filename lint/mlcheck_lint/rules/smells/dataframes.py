@@ -14,7 +14,7 @@ import ast
 from typing import Any
 
 from ...api import register
-from ._base import AstVisitorRule, dotted_name, keyword, is_literal, qualified_names
+from ._base import AstVisitorRule, dotted_name, is_literal, keyword, notebook_state, qualified_names
 
 _CONSTRUCTORS = frozenset({
     "DataFrame", "Series", "concat", "merge", "merge_asof", "merge_ordered", "get_dummies", "pivot_table",
@@ -69,7 +69,7 @@ def _is_frame_expr(names: Any, frames: _Frames, value: ast.AST) -> bool:
 class _FrameTracking(AstVisitorRule):
     """Base of the pandas rules: follows which names hold frames through the walk."""
 
-    requires_text = ("pandas",)
+    requires_text = ("pandas", "pd.", "df")
 
     def begin_file(self, ctx: Any) -> None:
         """Start a file.
@@ -79,6 +79,7 @@ class _FrameTracking(AstVisitorRule):
         """
         super().begin_file(ctx)
         self.frames = _Frames()
+        self.frames.scopes[0] = notebook_state(ctx, self.code + ".frames", set)
         self.pandas = qualified_names(ctx).imports("pandas")
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
@@ -266,6 +267,8 @@ class DiscardedPandasResult(_FrameTracking):
         call = node.value
         if not self.pandas or type(call) is not ast.Call or type(call.func) is not ast.Attribute:
             return
+        if self.ctx.cell is not None and self.ctx.tree.body and self.ctx.tree.body[-1] is node:
+            return  # a notebook shows the value of a cell's last expression: not discarded
         method = call.func.attr
         if method not in _DISCARDABLE or any(kw.arg is None for kw in call.keywords):
             return

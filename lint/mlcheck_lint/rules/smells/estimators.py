@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from ...api import register
-from ._base import AstVisitorRule, dotted_name, keyword, qualified_names
+from ._base import AstVisitorRule, dotted_name, keyword, notebook_state, qualified_names
 
 _TRANSFORMER_MODULES = ("sklearn.preprocessing.", "sklearn.impute.", "sklearn.feature_selection.",
                         "sklearn.decomposition.")
@@ -110,7 +110,7 @@ class PreprocessingLeakage(AstVisitorRule):
             ctx: The file context.
         """
         super().begin_file(ctx)
-        self.transformers: set[str] = set()
+        self.transformers: set[str] = notebook_state(ctx, "MLC312.transformers", set)
         self.functions: list[_FunctionFacts] = [_FunctionFacts()]
 
     def _is_transformer(self, call: ast.AST) -> bool:

@@ -4,13 +4,49 @@ parameters and submodules that are silently not registered, a ``requires_grad`` 
 from __future__ import annotations
 
 import ast
+from typing import Any
 
 from ...api import Fix, register
 from ._base import (AstVisitorRule, dotted_name, enclosing_method, first_param, has_star_args, insert_after,
-                    is_literal, is_module_class, keyword, module_classes, qualified_names, replace,
-                    replace_between, span)
+                    is_literal, is_module_class, keyword, module_classes, notebook_state, qualified_names,
+                    replace, replace_between, span, text_of)
 
-_TORCH = ("torch",)
+
+
+_MODULE_METHODS_RETURNING_SELF = frozenset({"to", "cuda", "cpu", "eval", "train", "float", "half", "double",
+                                            "bfloat16", "requires_grad_", "share_memory", "to_empty"})
+_MODEL_FACTORIES = ("torchvision.models.", "timm.create_model", "timm.models.")
+_CONTAINER_ITERATORS = frozenset({"children", "modules", "values"})
+
+
+class _KnownModules:
+    """Which names hold ``nn.Module`` instances (carried across notebook cells).
+
+    Attributes (``self.x``) are file-wide; plain names are looked up in the innermost
+    function that binds them, then at module level.
+    """
+
+    def __init__(self) -> None:
+        self.attributes: set[str] = set()
+        self.containers: set[str] = set()
+        self.classes: set[str] = set()
+        self.scopes: list[tuple[set[str], set[str]]] = [(set(), set())]  # (bound, modules)
+
+    def holds_module(self, key: str) -> bool:
+        if "." in key:
+            return key in self.attributes
+        for bound, modules in reversed(self.scopes):
+            if key in bound:
+                return key in modules
+        return False
+
+    def bind(self, key: str, is_module: bool) -> None:
+        if "." in key:
+            (self.attributes.add if is_module else self.attributes.discard)(key)
+            return
+        bound, modules = self.scopes[-1]
+        bound.add(key)
+        (modules.add if is_module else modules.discard)(key)
 
 
 @register
@@ -18,11 +54,16 @@ class ForwardCalledDirectly(AstVisitorRule):
     """Flags a direct ``module.forward(...)`` call.
 
     What it does:
-        Finds calls of ``.forward(...)`` on an object other than ``self`` or ``super()``:
-        ``model.forward(x)``, ``self.encoder.forward(x)``. ``super().forward(x)``,
-        ``super(Cls, self).forward(x)``, ``Base.forward(self, x)`` and ``self.forward(x)``
-        inside the module's own class (a LightningModule's ``training_step`` calling its
-        own ``forward``) are not flagged.
+        Finds calls of ``.forward(...)`` on an object known to be an ``nn.Module``:
+        a name or attribute assigned from a module constructor (a ``torch.nn`` class,
+        a module class of the file, ``torchvision.models``, ``timm.create_model``,
+        ``from_pretrained``), an element of an ``nn.ModuleList``/``Sequential``/
+        ``ModuleDict``, or a parameter annotated as a module. ``super().forward(x)``,
+        ``super(Cls, self).forward(x)``, ``Base.forward(self, x)`` and
+        ``self.forward(x)`` inside the module's own class (a LightningModule's
+        ``training_step`` calling its own ``forward``) are not flagged, and neither is
+        ``forward`` of objects of unknown type (RPC references, skorch nets,
+        hand-written classes that only look like modules).
 
     Why is this bad?
         ``nn.Module.__call__`` runs the forward pre-hooks and hooks around ``forward``.
@@ -32,11 +73,13 @@ class ForwardCalledDirectly(AstVisitorRule):
 
     Example:
         ```python
+        model = torchvision.models.resnet18()
         logits = model.forward(images)
         ```
 
     Use instead:
         ```python
+        model = torchvision.models.resnet18()
         logits = model(images)
         ```
 
@@ -51,6 +94,122 @@ class ForwardCalledDirectly(AstVisitorRule):
     fix_safety = "unsafe"
     requires_text = ("forward(",)
 
+    def begin_file(self, ctx: Any) -> None:
+        """Start a file.
+
+        Args:
+            ctx: The file context.
+        """
+        super().begin_file(ctx)
+        self.known: _KnownModules = notebook_state(ctx, "MLC302.modules", _KnownModules)
+        self.known.classes.update(name for name, is_module in module_classes(ctx).items() if is_module)
+
+    def _is_module_expr(self, node: ast.AST) -> bool:
+        kind = type(node)
+        if kind in (ast.Name, ast.Attribute):
+            key = dotted_name(node)
+            return key is not None and self.known.holds_module(key)
+        if kind is ast.Subscript:
+            key = dotted_name(node.value)  # type: ignore[attr-defined]
+            return key is not None and key in self.known.containers
+        if kind is not ast.Call:
+            return False
+        func = node.func  # type: ignore[attr-defined]
+        if type(func) is ast.Attribute and func.attr in _MODULE_METHODS_RETURNING_SELF:
+            return self._is_module_expr(func.value)
+        qual = qualified_names(self.ctx).resolve(func)
+        if qual is not None:
+            last = qual.rsplit(".", 1)[-1]
+            if qual.startswith("torch.nn.") and qual.count(".") == 2 and last[:1].isupper():
+                return last not in _NOT_SUBMODULES
+            if qual.startswith(_MODEL_FACTORIES) or qual == "torch.compile":
+                return True
+            if last == "from_pretrained" and qual.startswith(("transformers.", "timm.", "diffusers.")):
+                return True
+            if qual == "copy.deepcopy":
+                return bool(node.args) and self._is_module_expr(node.args[0])  # type: ignore[attr-defined]
+            return last in self.known.classes and not qual.startswith(".")
+        return type(func) is ast.Name and func.id in self.known.classes
+
+    def _remember(self, target: ast.AST, value: ast.AST) -> None:
+        key = dotted_name(target)
+        if key is None:
+            return
+        is_module = self._is_module_expr(value)
+        self.known.bind(key, is_module)
+        qual = qualified_names(self.ctx).resolve(value.func) if type(value) is ast.Call else None  # type: ignore[attr-defined]
+        if is_module and qual in _CONTAINERS:
+            self.known.containers.add(key)
+        else:
+            self.known.containers.discard(key)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        """Remember names bound to modules.
+
+        Args:
+            node: The assignment.
+        """
+        for target in node.targets:
+            self._remember(target, node.value)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        """Remember names bound to modules.
+
+        Args:
+            node: The assignment.
+        """
+        if node.value is not None:
+            self._remember(node.target, node.value)
+
+    def visit_For(self, node: ast.For) -> None:
+        """A loop over a module container binds a module.
+
+        Args:
+            node: The loop.
+        """
+        iterable, target = node.iter, node.target
+        if type(iterable) is ast.Call and dotted_name(iterable.func) == "enumerate" and iterable.args \
+                and type(target) is ast.Tuple and len(target.elts) == 2:
+            iterable, target = iterable.args[0], target.elts[1]
+        if type(target) is not ast.Name:
+            return
+        key = dotted_name(iterable)
+        over_container = key is not None and key in self.known.containers
+        if type(iterable) is ast.Call and type(iterable.func) is ast.Attribute \
+                and iterable.func.attr in _CONTAINER_ITERATORS:
+            over_container = self._is_module_expr(iterable.func.value) or \
+                dotted_name(iterable.func.value) in self.known.containers or iterable.func.attr != "values"
+        self.known.bind(target.id, over_container)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        """Parameters annotated as modules hold modules.
+
+        Args:
+            node: The function.
+        """
+        names = qualified_names(self.ctx)
+        self.known.scopes.append((set(), set()))
+        args = node.args
+        for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
+            if arg is None:
+                continue
+            annotation = arg.annotation
+            qual = (names.resolve(annotation) or "") if annotation is not None else ""
+            last = qual.rsplit(".", 1)[-1] if qual else (dotted_name(annotation) or "" if annotation else "")
+            self.known.bind(arg.arg, (qual.startswith("torch.nn.") and last[:1].isupper())
+                            or last in self.known.classes)
+
+    def leave_FunctionDef(self, node: ast.AST) -> None:
+        """Close the function's scope.
+
+        Args:
+            node: The function.
+        """
+        self.known.scopes.pop()
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+    leave_AsyncFunctionDef = leave_FunctionDef
+
     def visit_Call(self, node: ast.Call) -> None:
         """Check a call.
 
@@ -61,27 +220,15 @@ class ForwardCalledDirectly(AstVisitorRule):
         if type(func) is not ast.Attribute or func.attr != "forward":
             return
         receiver = func.value
-        kind = type(receiver)
-        if kind is ast.Call:
-            if dotted_name(receiver.func) == "super":  # type: ignore[attr-defined]
-                return
-        elif kind is ast.Name:
-            name = receiver.id  # type: ignore[attr-defined]
-            # self/cls, and classes by convention (Base.forward(self, x), Function.forward).
-            if name in ("self", "cls") or name[:1].isupper():
-                return
-            method = enclosing_method(self.ctx.ancestors)
-            if method is not None and first_param(method[1]) == name:
-                return
-        if node.args and dotted_name(node.args[0]) in ("self",):
-            return  # an unbound call on a class: Mixin.forward(self, x)
-        parts = dotted_name(receiver)
-        if parts is not None:
-            root = parts.split(".", 1)[0]
-            qual = qualified_names(self.ctx).resolve(receiver)
-            if qual is not None and root != "self":
-                return  # an imported module or class (torch.autograd.Function subclasses)
-        receiver_text = dotted_name(receiver) or "the module"
+        if type(receiver) is ast.Name and receiver.id in ("self", "cls"):
+            return
+        if type(receiver) is ast.Call and dotted_name(receiver.func) == "super":
+            return
+        if not self._is_module_expr(receiver):
+            return
+        receiver_text = text_of(self.ctx, receiver)
+        if len(receiver_text) > 40 or "\n" in receiver_text:
+            receiver_text = "module"
         fix = Fix("unsafe", "call the module instead of its forward method",
                   (replace_between(self.ctx, receiver, True, func, ""),))
         self.report(func, f"`{receiver_text}.forward(...)` skips the module's forward hooks; "
@@ -155,6 +302,9 @@ class FunctionalDropoutAlwaysOn(AstVisitorRule):
         training_value = training.value if training is not None else (node.args[2] if len(node.args) > 2 else None)
         if training_value is not None and not is_literal(training_value, True):
             return
+        if training_value is not None and any(type(a) in (ast.If, ast.IfExp) for a in
+                                              self.ctx.ancestors[self.ctx.ancestors.index(method[1]):]):
+            return  # training=True under a condition: dropout kept on at evaluation on purpose
         owner = first_param(method[1])
         fn = dotted_name(func) or "F.dropout"
         fix = None
@@ -346,8 +496,9 @@ class SubmodulesInPlainContainer(AstVisitorRule):
         qual = qualified_names(self.ctx).resolve(func)
         if qual is not None:
             last = qual.rsplit(".", 1)[-1]
+            # Losses have no parameters or train/eval behaviour: a dict of them is harmless.
             return qual.startswith("torch.nn.") and qual.count(".") == 2 and last[:1].isupper() \
-                and last not in _NOT_SUBMODULES
+                and last not in _NOT_SUBMODULES and not last.endswith("Loss")
         return type(func) is ast.Name and module_classes(self.ctx).get(func.id, False)
 
     def _elements(self, value: ast.AST) -> list[ast.AST]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 
 from ...api import Fix, register
-from ._base import (AstVisitorRule, activation_kind, dotted_name, has_star_args, insert_after, keyword,
+from ._base import (AstVisitorRule, activation_kind, dotted_name, has_star_args, insert_after, keyword, notebook_state,
                     qualified_names, replace, text_of)
 
 # --------------------------------------------------------------------------- MLC304
@@ -191,7 +191,7 @@ class ActivationBeforeLoss(AstVisitorRule):
             ctx: The file context.
         """
         super().begin_file(ctx)
-        self.loss_objects: dict[str, str] = {}  # dotted name -> loss class
+        self.loss_objects: dict[str, str] = notebook_state(ctx, "MLC306.losses", dict)  # name -> loss class
         self.scopes: list[dict[str, tuple[str, ast.AST]]] = [{}]
 
     def visit_FunctionDef(self, node: ast.AST) -> None:
@@ -348,7 +348,7 @@ class SoftmaxWithoutDim(AstVisitorRule):
             return
         names = qualified_names(self.ctx)
         qual = names.resolve(func)
-        dim = keyword(node, "dim")
+        dim = keyword(node, "dim") or keyword(node, "axis")  # torch accepts numpy's `axis` too
         if qual in _IMPLICIT_DIM_MODULES:
             if (dim is None and not node.args) or (dim is not None and _is_none(dim.value)) or \
                     (node.args and _is_none(node.args[0])):

@@ -7,8 +7,8 @@ import re
 from typing import Any
 
 from ...api import Fix, register
-from ._base import (AstVisitorRule, dotted_name, dotted_parts, insert_after, loops_in_scope, qualified_names,
-                    under_no_grad)
+from ._base import (AstVisitorRule, dotted_name, dotted_parts, insert_after, loops_in_scope, notebook_state,
+                    qualified_names, under_no_grad)
 
 _OPTIMIZER_NAME = re.compile(r"(.*optim.*|(\w+_)?opt(_\w+)?\d*|.*scaler.*)", re.IGNORECASE)
 _SCHEDULER_NAME = re.compile(r".*sched.*", re.IGNORECASE)
@@ -78,7 +78,7 @@ class GradientsNeverCleared(AstVisitorRule):
         """
         super().begin_file(ctx)
         self.nests: dict[int, dict[str, Any]] = {}
-        self.optimizers: set[str] = set()
+        self.optimizers: set[str] = notebook_state(ctx, "MLC301.optimizers", set)
 
     def _nest(self) -> dict[str, Any] | None:
         loops = loops_in_scope(self.ctx.ancestors)
@@ -101,6 +101,8 @@ class GradientsNeverCleared(AstVisitorRule):
         else:
             return
         if attr in ("backward", "manual_backward"):
+            if (qualified_names(self.ctx).resolve(func) or "").startswith("torch.distributed.autograd"):
+                return  # distributed autograd keeps gradients per context: nothing to clear
             kind = "backward"
         elif attr == "step":
             parts = _receiver_parts(func.value) if type(func) is ast.Attribute else None
@@ -278,7 +280,7 @@ class LossAccumulatedWithGraph(AstVisitorRule):
         """
         super().begin_file(ctx)
         self.scopes: list[_Scope] = [_Scope()]
-        self.loss_objects: dict[str, str] = {}
+        self.loss_objects: dict[str, str] = notebook_state(ctx, "MLC305.losses", dict)
 
     def visit_FunctionDef(self, node: ast.AST) -> None:
         """Open a function scope.
@@ -390,11 +392,11 @@ class LossAccumulatedWithGraph(AstVisitorRule):
 
     def _finish(self, scope: _Scope) -> None:
         for node, target, name, nest in scope.candidates:
-            if target in scope.backward_anywhere or target in scope.returned:
-                continue
-            if target.split(".", 1)[0] in scope.backward_anywhere and "." not in target:
-                continue
+            if target in scope.backward_anywhere:
+                continue  # the sum is back-propagated: summing loss terms on purpose
             backed = nest in scope.backward.get(name.id, set())
+            if not backed and target in scope.returned:
+                continue  # a helper returning the summed loss for its caller's backward()
             fix = Fix("unsafe", f"accumulate {name.id}.item()", (insert_after(self.ctx, name, ".item()"),))
             why = "is back-propagated in this loop" if backed else "comes from a loss call"
             self.report(name, f"`{name.id}` {why} and is added to `{target}` with its autograd graph, which "
