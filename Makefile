@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.mlcheck-installed
 TORCH  ?= torch==2.13.0
 JOBS   ?= 2
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint docs dist ci lock clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +27,24 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/mlcheck-lint .
 
+# The documentation site (mkdocs, in a venv of its own), as CI builds it.
+DOCS_VENV ?= .venv-docs
+docs:
+	$(PYTHON) -m venv $(DOCS_VENV)
+	$(DOCS_VENV)/bin/python -m pip install -q -r requirements/docs.txt -e .
+	$(DOCS_VENV)/bin/mkdocs build --strict
+
+# sdist + wheel, twine check, and a smoke test of the installed wheel in a fresh venv.
+dist:
+	scripts/check-dist
+
+# Everything CI runs: make test, scripts/check-dist, then the tox matrix in parallel.
+ci:
+	.ci/run
+
+# Re-lock requirements/*.txt from requirements/*.in (pip-tools).
+lock:
+	scripts/lock-requirements
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mlcheck-lint-cache
+	rm -rf $(VENV) .pytest_cache .mlcheck-lint-cache site dist build

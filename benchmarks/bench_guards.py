@@ -18,8 +18,11 @@ Method:
 3. Microbenchmark the non-finite hook: forwards of the same MLP (batch 32, one torch
    thread) with and without :class:`pytest_mlcheck.guards.NonFiniteGuard` installed,
    with autograd on, reported per forward and per module call.
+4. Time a ``torch.compile``-d forward of that MLP with and without the guard, and count
+   the compiled graphs before and after: the guard must not slow or recompile a graph.
 
-Run: ``.venv/bin/python benchmarks/bench_guards.py [--tests 240] [--repeats 3]``.
+Run: ``.venv/bin/python benchmarks/bench_guards.py [--tests 240] [--repeats 3]
+[--no-compile] [--compile-backend inductor]``.
 """
 
 from __future__ import annotations
@@ -168,12 +171,62 @@ def hook_microbenchmark(forwards: int) -> dict[str, float]:
             "hook_cost_per_module_call_us": (g - p) * 1e6 / calls, "forward_ratio": g / p}
 
 
+def compiled_microbenchmark(forwards: int, backend: str = "inductor") -> dict[str, float]:
+    """Time a ``torch.compile``-d forward of the suite's MLP with and without the guard.
+
+    The guard must neither slow a compiled graph nor make it recompile: the graph count
+    after the guarded rounds is compared with the count after the first compilation.
+
+    Args:
+        forwards: Timed calls per measurement (five measurements each, medians).
+        backend: The ``torch.compile`` backend (``inductor`` needs a C compiler).
+
+    Returns:
+        Microseconds per compiled call with and without the guard, and the graph counts.
+    """
+    import torch
+    from torch._dynamo.utils import counters
+
+    from pytest_mlcheck.guards import NonFiniteGuard
+
+    torch.set_num_threads(1)
+    namespace: dict = {}
+    exec(SUITE.replace("{n}", "1"), namespace)
+    model = namespace["MLP"]()
+    x = torch.randn(32, 64)
+    compiled = torch.compile(lambda t: model(t).softmax(-1), backend=backend)
+    compiled(x)
+    graphs = counters["stats"]["unique_graphs"]
+
+    def timed() -> float:
+        for _ in range(20):
+            compiled(x)
+        start = time.perf_counter()
+        for _ in range(forwards):
+            compiled(x)
+        return (time.perf_counter() - start) / forwards
+
+    plain, guarded = [], []
+    for _ in range(5):
+        plain.append(timed())
+        guard = NonFiniteGuard(torch, seed=0)
+        try:
+            guarded.append(timed())
+        finally:
+            guard.remove()
+    p, g = statistics.median(plain), statistics.median(guarded)
+    return {"compiled_plain_us": p * 1e6, "compiled_guarded_us": g * 1e6, "ratio": g / p,
+            "graphs_before": graphs, "graphs_after": counters["stats"]["unique_graphs"]}
+
+
 def main() -> None:
     """Run the suite comparison and the hook microbenchmark, and print the numbers."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", type=int, default=240)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--forwards", type=int, default=300)
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile timing")
+    parser.add_argument("--compile-backend", default="inductor")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         with open(os.path.join(directory, "test_suite.py"), "w") as fh:
@@ -204,6 +257,11 @@ def main() -> None:
           f"+{micro['hook_cost_per_forward_us']:.0f} us per forward of "
           f"{micro['module_calls_per_forward']} module calls = "
           f"{micro['hook_cost_per_module_call_us']:.1f} us per module call")
+    if not args.no_compile:
+        comp = compiled_microbenchmark(args.forwards, args.compile_backend)
+        print(f"torch.compile ({args.compile_backend}): call {comp['compiled_plain_us']:.0f} us -> "
+              f"{comp['compiled_guarded_us']:.0f} us with the guard ({comp['ratio']:.2f}x); graphs "
+              f"{comp['graphs_before']} before, {comp['graphs_after']} after the guarded rounds")
 
 
 if __name__ == "__main__":

@@ -281,6 +281,8 @@ class _Tolerance:
     used: dict = dataclasses.field(default_factory=dict)
 
     def __call__(self, a: Leaf, b: Leaf) -> tuple[float, float]:
+        if a.kind not in ("array", "scalar"):
+            return 0.0, 0.0
         if a.kind == "array":
             dtype = _looser(a.meta[1], b.meta[1])
         else:
@@ -347,6 +349,25 @@ def _causes(diffs: list[Difference], ref: DeviceSpec, other: DeviceSpec, tf32: b
     return causes
 
 
+_FLOATING = set(_PRECISION_ORDER)
+
+
+def _promotions(ref: list[Leaf], other: list[Leaf], spec: DeviceSpec) -> list[Difference]:
+    """Floating results of a cast run whose dtype is not the cast dtype: promoted somewhere."""
+    by_path = {leaf.path: leaf for leaf in other}
+    out = []
+    for a in ref:
+        b = by_path.get(a.path)
+        if a.kind != "array" or b is None or b.kind != "array" or a.meta[1] not in _FLOATING:
+            continue
+        if b.meta[1] != spec.dtype and b.meta[1] in _FLOATING:
+            detail = (f"dtype {a.meta[1]} on the reference, {b.meta[1]} on {spec.text!r}, "
+                      f"whose inputs were cast to {spec.dtype}: something promoted it")
+            out.append(Difference(a.path, "dtype", f"{a.path}: {detail}",
+                                  {"path": a.path, "what": "dtype", "detail": detail}))
+    return out
+
+
 def _compare_runs(check: str, name: str, results: list[tuple[DeviceSpec, Any]],
                   atol: float | None, rtol: float | None, root: str,
                   training: bool = False) -> None:
@@ -362,9 +383,11 @@ def _compare_runs(check: str, name: str, results: list[tuple[DeviceSpec, Any]],
         tolerance = _Tolerance(atol, rtol, tf32)
         # A run cast to another dtype compares as numbers; its dtype is its own by design.
         cast = bool(ref_spec.dtype or spec.dtype)
-        diffs = diff_leaves(ref_leaves, flatten(_to_cpu(out, torch), root),
-                            labels=(ref_spec.text, spec.text), tolerance=tolerance,
-                            integer_tolerance=given, check_dtype=not cast)
+        leaves = flatten(_to_cpu(out, torch), root)
+        diffs = diff_leaves(ref_leaves, leaves, labels=(ref_spec.text, spec.text),
+                            tolerance=tolerance, integer_tolerance=given, check_dtype=not cast)
+        if cast and not ref_spec.dtype:
+            diffs = _promotions(ref_leaves, leaves, spec) + diffs
         if not diffs:
             continue
         worst = max((d for d in diffs if d.what == "values"),

@@ -61,9 +61,6 @@ class MLCheckSession:
         self.outcomes: dict[str, str] = {}
         #: Baseline files written by this process (reported in the summary).
         self.written: list[str] = []
-        #: Deprecated free-form results; the baseline housekeeping moves to typed
-        #: fields (kept only until every family writes typed fields).
-        self.extra: dict[str, Any] = {}
         #: Tests deselected (-k, -m, --deselect, --lf...) and failed collections, summed
         #: over xdist workers: pruning needs a whole-suite run.
         self.deselected: int = 0

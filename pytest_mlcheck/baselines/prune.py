@@ -360,31 +360,22 @@ def reports_whole_suite(report: dict[str, Any], source: str) -> None:
     Raises:
         PruneRefused: It does not; the message says why.
     """
-    shards = report.get("shards") or [{"source": source, "suite": report.get("suite"),
-                                       "tests": list((report.get("tests") or {}))}]
-    hashes = set()
-    for shard in shards:
-        suite = shard.get("suite")
-        name = shard.get("source", source)
-        if not isinstance(suite, dict) or not suite.get("collected_sha256"):
-            raise PruneRefused(f"{name} does not say which suite it collected (written by an "
-                               f"older pytest-mlcheck, or without --mlcheck-report); re-run "
-                               f"the shards with this version")
-        partial = suite.get("partial") or []
-        if partial:
-            raise PruneRefused(f"{name} is not a complete shard: {partial[0]}")
-        hashes.add((suite["collected_sha256"], suite.get("baseline_dir", "")))
-    if len(hashes) != 1:
-        raise PruneRefused("the shards collected different suites (different test ids, "
-                           "arguments or mlcheck_baseline_dir); every shard must collect the "
-                           "whole suite and select its part")
-    ((expected, _),) = hashes
-    ran = set(report.get("tests") or {})
-    collected = shards[0]["suite"].get("collected", 0)
-    if suite_hash(ran) != expected:
-        raise PruneRefused(f"the reports cover {len(ran)} of the {collected} collected tests; "
+    suite = report.get("suite")
+    if not isinstance(suite, dict) or not suite.get("collected_sha256"):
+        raise PruneRefused(f"{source} does not say which suite was collected (a report of an "
+                           f"older pytest-mlcheck, or a shard's report without one); re-run "
+                           f"with this version")
+    if suite.get("partial"):
+        raise PruneRefused(f"{source} is not of a whole-suite run: {suite['partial'][0]}")
+    if suite.get("selection"):
+        raise PruneRefused(f"{source} covers only part of the suite: {suite['selection'][0]}; "
                            f"merge the reports of every shard (python -m pytest_mlcheck merge "
                            f"shard*.json -o all.json) and prune from the merged one")
+    ran = set(report.get("tests") or {})
+    if suite_hash(ran) != suite["collected_sha256"]:
+        raise PruneRefused(f"{source} covers {len(ran)} of the {suite.get('collected', 0)} "
+                           f"collected tests; merge the reports of every shard and prune from "
+                           f"the merged one")
 
 
 def prune_from_reports(report: dict[str, Any], source: str, rootdir: str,
@@ -406,8 +397,7 @@ def prune_from_reports(report: dict[str, Any], source: str, rootdir: str,
     from ..report import CheckRecord
 
     reports_whole_suite(report, source)
-    baseline_dir = str((report.get("suite") or report["shards"][0]["suite"]).get(
-        "baseline_dir", ""))
+    baseline_dir = str(report["suite"].get("baseline_dir", ""))
     store = BaselineStore(rootdir, baseline_dir)
     environment: dict[str, dict[str, str]] = {}
     for shard in report.get("shards") or ():

@@ -6,6 +6,7 @@ depending on any real rule family.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 from pathlib import Path
@@ -29,6 +30,7 @@ class BadName(Rule):
     summary = "function named bad_*"
     fix_safety = "safe"
     requires_text = ("bad_",)
+    needs = "cst"
 
     def check(self, ctx):
         """Yield one finding per ``bad_*`` function.
@@ -204,8 +206,113 @@ class PreviewRule(Rule):
         yield api.Finding(self.code, "preview finding", 1, 0)
 
 
+class CallDepth(api.AstVisitorRule, ProjectRule):
+    """Flags calls nested inside another call; collects top-level function names.
+
+    What it does:
+        Test ast visitor rule (one walk, ancestors, a project rule collecting after it).
+    """
+
+    code = "MLC981"
+    name = "call-depth"
+    summary = "nested call"
+    requires_text = ("(",)
+
+    def begin_file(self, ctx):
+        """Reset the names.
+
+        Args:
+            ctx: The file context.
+        """
+        super().begin_file(ctx)
+        self.names = []
+
+    def visit_Call(self, node):
+        """Report a call inside a call.
+
+        Args:
+            node: The call.
+        """
+        if any(isinstance(a, ast.Call) for a in self.ctx.ancestors):
+            self.report(node.func, f"nested call at depth {len(self.ctx.ancestors)}")
+
+    def visit_FunctionDef(self, node):
+        """Collect top-level names; hide nested functions.
+
+        Args:
+            node: The function.
+
+        Returns:
+            ``False`` for a nested function, so its calls are not visited.
+        """
+        if len(self.ctx.ancestors) == 1:
+            self.names.append(node.name)
+            return True
+        return False
+
+    def collect(self, ctx):
+        """Return what the walk collected.
+
+        Args:
+            ctx: The file context.
+
+        Returns:
+            The top-level function names.
+        """
+        return self.names
+
+
+class Segfaults(Rule):
+    """Kills its process on files containing ``SEGFAULT`` (a native crash in a worker).
+
+    What it does:
+        Test rule for worker crashes.
+    """
+
+    code = "MLC982"
+    name = "segfaults"
+    summary = "kills the worker"
+    default = "off"
+    requires_text = ("SEGFAULT",)
+
+    def check(self, ctx):
+        """Die like a crash in native code would.
+
+        Args:
+            ctx: The file context.
+        """
+        import multiprocessing
+        import signal
+
+        if multiprocessing.parent_process() is not None:  # a pool worker, never the test process
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return ()
+
+
+class NamedCalls(api.CstVisitorRule):
+    """Flags calls of ``danger`` with libcst handlers run in the batched pass.
+
+    What it does:
+        Test libcst visitor rule.
+    """
+
+    code = "MLC983"
+    name = "named-calls"
+    summary = "danger call"
+    requires_text = ("danger",)
+
+    def visit_Call(self, node):
+        """Report ``danger(...)``.
+
+        Args:
+            node: The libcst call.
+        """
+        if isinstance(node.func, cst.Name) and node.func.value == "danger":
+            self.report(node.func, "danger call")
+
+
 TEST_RULES = (BadName, PrintCall, Crashes, DuplicateFunction, UnpinnedRequirement, BreaksCode,
-              PreviewRule)
+              PreviewRule, CallDepth, Segfaults, NamedCalls)
 
 
 def _functions(module):

@@ -423,6 +423,17 @@ def test_relock_failure_leaves_the_old_lock_and_shows_pip_compile_verbatim(tmp_p
     assert (project / "requirements.txt").read_bytes() == before
     assert [p.name for p in project.iterdir() if p.name.endswith(".tmp")] == []
 
+    # what --fix --lock prints: pip-compile's own words, and the lock unchanged
+    import io
+
+    from mlcheck_lint.rules.deps.relock import run_for_cli
+
+    err = io.StringIO()
+    assert run_for_cli(project, ["requirements.in", "requirements.txt"], err) == 1
+    assert "could not regenerate requirements.txt; it is unchanged" in err.getvalue()
+    assert result.output.strip() in err.getvalue()
+    assert (project / "requirements.txt").read_bytes() == before
+
 
 # --------------------------------------------------------------------------- real uv lock
 

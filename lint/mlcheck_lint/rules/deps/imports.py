@@ -67,9 +67,20 @@ def _guards(handlers: list[ast.ExceptHandler]) -> bool:
     return False
 
 
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
-        (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+def _is_guard_test(test: ast.expr) -> bool:
+    """``if TYPE_CHECKING:`` and availability checks (``if is_torch_available():``,
+    ``if find_spec("x")``, ``and``-ed together): the import under them is optional."""
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return any(_is_guard_test(v) for v in test.values)
+    if (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or \
+            (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"):
+        return True
+    if isinstance(test, ast.Call):
+        func = test.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        # The availability-check idiom of the Hugging Face and Lightning code bases.
+        return (name.startswith("is_") and name.endswith("_available")) or name == "find_spec"
+    return False
 
 
 def _suppresses_import_error(item: ast.withitem) -> bool:
@@ -91,8 +102,9 @@ def file_imports(tree: ast.AST) -> list[list[Any]]:
 
     Returns:
         ``[[dotted module, line, col, guarded], ...]``; ``guarded`` is 1 inside a
-        ``try`` that catches ImportError, a ``suppress(ImportError)`` block or an
-        ``if TYPE_CHECKING`` block, else 0. Relative imports are left out.
+        ``try`` that catches ImportError, a ``suppress(ImportError)`` block, an
+        ``if TYPE_CHECKING`` block or an availability check (``if
+        is_torch_available():``), else 0. Relative imports are left out.
     """
     out: list[list[Any]] = []
     stack: list[tuple[list[ast.stmt], int]] = [(getattr(tree, "body", []), 0)]
@@ -112,7 +124,7 @@ def file_imports(tree: ast.AST) -> list[list[Any]]:
                 stack.append((node.orelse, inner))
                 stack.append((node.finalbody, guarded))
             elif isinstance(node, ast.If):
-                stack.append((node.body, 1 if _is_type_checking(node.test) else guarded))
+                stack.append((node.body, 1 if _is_guard_test(node.test) else guarded))
                 stack.append((node.orelse, guarded))
             elif isinstance(node, (ast.With, ast.AsyncWith)):
                 inner = 1 if any(_suppresses_import_error(i) for i in node.items) else guarded
@@ -305,8 +317,8 @@ class UndeclaredImport(ProjectRule):
         opencv-python-headless, ``PIL`` is Pillow, ...). Skipped: the standard
         library, the project's own modules, and, for test files, dependencies
         declared only for tests. A guarded import (``try``/``except ImportError``,
-        ``if TYPE_CHECKING``) is reported only when the module is declared nowhere,
-        not even in an extra.
+        ``if TYPE_CHECKING``, ``if is_torch_available()``) is reported only when the
+        module is declared nowhere, not even in an extra.
 
     Why is this bad?
         It works on your machine because something else installed the package; a

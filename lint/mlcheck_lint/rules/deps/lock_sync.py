@@ -99,8 +99,7 @@ def find_pip_tools_locks(root: Path, paths: list[str]) -> list[tuple[str, list[s
     return out
 
 
-def _source_requirements(root: Path, source: str, options: list[str],
-                         cache: dict[str, Any]) -> tuple[list[DeclaredRequirement], str | None]:
+def _source_requirements(root: Path, source: str, options: list[str]) -> tuple[list[DeclaredRequirement], str | None]:
     kind = manifests.manifest_kind(source)
     if not (root / source).is_file():
         return [], f"the source {source} named for this lock does not exist"
@@ -225,10 +224,9 @@ def stale_findings(code: str, root: Path, lock: str, sources: list[str], options
     manifest = common.load(root, lock)
     if manifest is None:
         return
-    cache: dict[str, Any] = {}
     wanted: list[DeclaredRequirement] = []
     for source in sources:
-        reqs, problem = _source_requirements(root, source, options, cache)
+        reqs, problem = _source_requirements(root, source, options)
         if problem:
             yield Finding(code, f"{lock}: {problem}; re-create the lock with pip-compile", 1, 0, path=lock)
         wanted.extend(reqs)

@@ -155,3 +155,29 @@ def relock_stale(root: Path, paths: Iterable[str] | None = None) -> list[RelockR
         results.append(relock(root, lock, sources, options))
         common._READ.clear()  # the lock changed on disk
     return results
+
+
+def run_for_cli(root: Path, files: Iterable[str], err: object = None) -> int:
+    """Do ``--fix --lock`` for the command line: relock, report each lock, count failures.
+
+    Args:
+        root: The project root.
+        files: The run's files (project-relative); their manifests join the root's.
+        err: Where to write the report (default: ``sys.stderr``).
+
+    Returns:
+        The number of locks pip-compile could not regenerate (their old content kept).
+    """
+    from ... import manifests
+
+    err = err or sys.stderr
+    paths = sorted(set(manifests.project_manifest_paths(Path(root))) | {f for f in files if manifests.is_manifest(f)})
+    failures = 0
+    for result in relock_stale(Path(root), paths):
+        if result.ok:
+            print(f"Regenerated {result.lock} with: {result.command}", file=err)
+        else:
+            failures += 1
+            print(f"mlcheck-lint: could not regenerate {result.lock}; it is unchanged. "
+                  f"pip-compile said:\n{result.output.rstrip()}", file=err)
+    return failures

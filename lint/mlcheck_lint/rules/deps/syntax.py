@@ -90,7 +90,6 @@ class ManifestSyntax(ProjectRule):
         root = Path(project.root)
         seen_files = set(project.facts.get(self.code, {}))
         reported: set[tuple[str, int, int, str]] = set()
-        cache: dict[str, Any] = {}
         for rel in common.manifest_paths(project, self.code):
             if rel not in seen_files:
                 text, problem = common.read_cached(root, rel)

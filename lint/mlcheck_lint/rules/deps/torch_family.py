@@ -102,13 +102,20 @@ def mismatch(torch: DeclaredRequirement, other: DeclaredRequirement) -> str | No
 
 def _environments(root: Path, paths: list[str]) -> Iterable[tuple[str, list[DeclaredRequirement], bool]]:
     """Yield ``(where, requirements, has serving index)`` per installable set."""
-    cache: dict[str, Any] = {}
     for rel in paths:
         kind = manifests.manifest_kind(rel)
         if kind == "requirements":
             expanded = common.expand(root, rel)
             served = any(o.option in ("--index-url", "--extra-index-url", "--find-links")
                          and not any(p in o.value for p in _PUBLIC) for o in expanded.index_options)
+            top = common.load(root, rel)
+            header = (top.header or []) if top is not None else []
+            if not served and ("--no-emit-index-url" in header or "--no-emit-find-links" in header):
+                # pip-compile left out the index it resolved against: whoever installs
+                # the lock must know it (PIP_INDEX_URL, pip.conf). Say so in the finding.
+                yield f"{rel} (compiled with --no-emit-index-url: the index it used is not recorded)", \
+                    expanded.requirements, served
+                continue
             yield rel, expanded.requirements, served
         elif kind in ("pyproject", "setup.cfg", "conda"):
             manifest = common.load(root, rel)

@@ -228,6 +228,10 @@ class FileDocs:
         prefix, quote, single = _literal_shape(text)
         if single:
             raw = text[len(prefix) + len(quote):len(text) - len(quote)]
+            if "\r" in raw:
+                # Python ends lines at \r\n, \r or \n; the docstring parser reads \n. One
+                # break stays one break, so raw lines and columns still map onto the file.
+                raw = raw.replace("\r\n", "\n").replace("\r", "\n")
             # Positions map one-to-one onto the file; edits only where no escape can shift them.
             exact, fixable = True, len(quote) == 3 and "\\" not in raw
         else:

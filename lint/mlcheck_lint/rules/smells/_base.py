@@ -184,6 +184,27 @@ def insert_after(ctx: Any, node: ast.AST, text: str) -> Edit:
 
 AstVisitorRule = api.AstVisitorRule
 
+#: Import lines that make a notebook cell worth reading even when it holds nothing
+#: else: later cells resolve their names through it (see :func:`notebook_state`).
+ML_IMPORTS = ("import torch", "from torch", "import numpy", "from numpy", "import pandas", "from pandas",
+              "import sklearn", "from sklearn", "import math", "from math", "import tensorflow",
+              "from tensorflow", "import torchvision", "from torchvision", "import transformers",
+              "from transformers", "import timm", "from timm")
+
+
+class SmellRule(AstVisitorRule):
+    """Base of the smell rules: in a notebook, every cell a rule reads records its imports."""
+
+    def begin_file(self, ctx: Any) -> None:
+        """Start a file or notebook cell.
+
+        Args:
+            ctx: The file context.
+        """
+        super().begin_file(ctx)
+        if ctx.cell is not None:
+            qualified_names(ctx)
+
 
 # --------------------------------------------------------------------------- shared facts
 

@@ -6,7 +6,7 @@ import ast
 from typing import Any, Iterable
 
 from ...api import Finding, ProjectRule, register
-from ._base import AstVisitorRule, has_star_args, is_literal, keyword, qualified_names
+from ._base import ML_IMPORTS, SmellRule, has_star_args, is_literal, keyword, qualified_names
 
 _LOADS = {"torch.load", "torch.serialization.load"}
 #: torch releases before 2.6 (where ``weights_only`` defaulted to False), to test a
@@ -31,7 +31,7 @@ def admits_unsafe_default(requirement: Any) -> bool:
 
 
 @register
-class UnsafeTorchLoad(AstVisitorRule, ProjectRule):
+class UnsafeTorchLoad(SmellRule, ProjectRule):
     """Flags ``torch.load`` that may unpickle arbitrary code.
 
     What it does:
@@ -59,7 +59,7 @@ class UnsafeTorchLoad(AstVisitorRule, ProjectRule):
     code = "MLC308"
     name = "unsafe-torch-load"
     summary = "torch.load may unpickle arbitrary code (weights_only not True)"
-    requires_text = ("load",)
+    requires_text = ("load",) + ML_IMPORTS
 
     def begin_file(self, ctx: Any) -> None:
         """Start a file.

@@ -14,7 +14,7 @@ import ast
 from typing import Any
 
 from ...api import register
-from ._base import AstVisitorRule, dotted_name, is_literal, keyword, notebook_state, qualified_names
+from ._base import ML_IMPORTS, SmellRule, dotted_name, is_literal, keyword, notebook_state, qualified_names
 
 _CONSTRUCTORS = frozenset({
     "DataFrame", "Series", "concat", "merge", "merge_asof", "merge_ordered", "get_dummies", "pivot_table",
@@ -66,10 +66,10 @@ def _is_frame_expr(names: Any, frames: _Frames, value: ast.AST) -> bool:
     return False
 
 
-class _FrameTracking(AstVisitorRule):
+class _FrameTracking(SmellRule):
     """Base of the pandas rules: follows which names hold frames through the walk."""
 
-    requires_text = ("pandas", "pd.", "df")
+    requires_text = ("pandas", "pd.", "df") + ML_IMPORTS
 
     def begin_file(self, ctx: Any) -> None:
         """Start a file.

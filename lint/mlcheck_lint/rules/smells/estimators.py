@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from ...api import register
-from ._base import AstVisitorRule, dotted_name, keyword, notebook_state, qualified_names
+from ._base import ML_IMPORTS, SmellRule, dotted_name, keyword, notebook_state, qualified_names
 
 _TRANSFORMER_MODULES = ("sklearn.preprocessing.", "sklearn.impute.", "sklearn.feature_selection.",
                         "sklearn.decomposition.")
@@ -69,7 +69,7 @@ class _FunctionFacts:
 
 
 @register
-class PreprocessingLeakage(AstVisitorRule):
+class PreprocessingLeakage(SmellRule):
     """Flags a scikit-learn preprocessing step fitted on test or validation data.
 
     What it does:
@@ -101,7 +101,7 @@ class PreprocessingLeakage(AstVisitorRule):
     code = "MLC312"
     name = "preprocessing-leakage"
     summary = "preprocessing fitted on test data, or on data split afterwards"
-    requires_text = ("sklearn",)
+    requires_text = ("sklearn",) + ML_IMPORTS
 
     def begin_file(self, ctx: Any) -> None:
         """Start a file.

@@ -7,7 +7,7 @@ import ast
 from typing import Any
 
 from ...api import Fix, register
-from ._base import (AstVisitorRule, dotted_name, enclosing_method, first_param, has_star_args, insert_after,
+from ._base import (ML_IMPORTS, SmellRule, dotted_name, enclosing_method, first_param, has_star_args, insert_after,
                     is_literal, is_module_class, keyword, module_classes, notebook_state, qualified_names,
                     replace, replace_between, span, text_of)
 
@@ -50,7 +50,7 @@ class _KnownModules:
 
 
 @register
-class ForwardCalledDirectly(AstVisitorRule):
+class ForwardCalledDirectly(SmellRule):
     """Flags a direct ``module.forward(...)`` call.
 
     What it does:
@@ -92,7 +92,7 @@ class ForwardCalledDirectly(AstVisitorRule):
     name = "forward-called-directly"
     summary = "module.forward(...) called directly skips the module's hooks"
     fix_safety = "unsafe"
-    requires_text = ("forward(",)
+    requires_text = ("forward(",) + ML_IMPORTS
 
     def begin_file(self, ctx: Any) -> None:
         """Start a file.
@@ -104,13 +104,22 @@ class ForwardCalledDirectly(AstVisitorRule):
         self.known: _KnownModules = notebook_state(ctx, "MLC302.modules", _KnownModules)
         self.known.classes.update(name for name, is_module in module_classes(ctx).items() if is_module)
 
+    def _key(self, node: ast.AST) -> str | None:
+        key = dotted_name(node)
+        if key is not None and key.startswith("self."):
+            # self.model of one class is not self.model of another
+            for a in reversed(self.ctx.ancestors):
+                if type(a) is ast.ClassDef:
+                    return f"{a.name}:{key}"
+        return key
+
     def _is_module_expr(self, node: ast.AST) -> bool:
         kind = type(node)
         if kind in (ast.Name, ast.Attribute):
-            key = dotted_name(node)
+            key = self._key(node)
             return key is not None and self.known.holds_module(key)
         if kind is ast.Subscript:
-            key = dotted_name(node.value)  # type: ignore[attr-defined]
+            key = self._key(node.value)  # type: ignore[attr-defined]
             return key is not None and key in self.known.containers
         if kind is not ast.Call:
             return False
@@ -132,7 +141,7 @@ class ForwardCalledDirectly(AstVisitorRule):
         return type(func) is ast.Name and func.id in self.known.classes
 
     def _remember(self, target: ast.AST, value: ast.AST) -> None:
-        key = dotted_name(target)
+        key = self._key(target)
         if key is None:
             return
         is_module = self._is_module_expr(value)
@@ -173,12 +182,12 @@ class ForwardCalledDirectly(AstVisitorRule):
             iterable, target = iterable.args[0], target.elts[1]
         if type(target) is not ast.Name:
             return
-        key = dotted_name(iterable)
+        key = self._key(iterable)
         over_container = key is not None and key in self.known.containers
         if type(iterable) is ast.Call and type(iterable.func) is ast.Attribute \
                 and iterable.func.attr in _CONTAINER_ITERATORS:
             over_container = self._is_module_expr(iterable.func.value) or \
-                dotted_name(iterable.func.value) in self.known.containers or iterable.func.attr != "values"
+                self._key(iterable.func.value) in self.known.containers or iterable.func.attr != "values"
         self.known.bind(target.id, over_container)
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
@@ -240,7 +249,7 @@ _DROPOUTS = {f"torch.nn.functional.{n}" for n in
 
 
 @register
-class FunctionalDropoutAlwaysOn(AstVisitorRule):
+class FunctionalDropoutAlwaysOn(SmellRule):
     """Flags functional dropout in a module method that never turns off at evaluation.
 
     What it does:
@@ -276,7 +285,7 @@ class FunctionalDropoutAlwaysOn(AstVisitorRule):
     name = "functional-dropout-always-on"
     summary = "functional dropout in a module without training=self.training stays on at eval"
     fix_safety = "unsafe"
-    requires_text = ("dropout",)
+    requires_text = ("dropout",) + ML_IMPORTS
 
     def visit_Call(self, node: ast.Call) -> None:
         """Check a call.
@@ -321,7 +330,7 @@ class FunctionalDropoutAlwaysOn(AstVisitorRule):
 
 
 @register
-class RequireGradTypo(AstVisitorRule):
+class RequireGradTypo(SmellRule):
     """Flags an assignment to ``.require_grad``, a typo for ``requires_grad``.
 
     What it does:
@@ -352,7 +361,7 @@ class RequireGradTypo(AstVisitorRule):
     name = "require-grad-typo"
     summary = "assignment to .require_grad (typo for requires_grad) does nothing"
     fix_safety = "unsafe"
-    requires_text = ("require_grad",)
+    requires_text = ("require_grad",) + ML_IMPORTS
 
     def _targets(self, targets: list[ast.expr]) -> None:
         for target in targets:
@@ -392,12 +401,14 @@ class RequireGradTypo(AstVisitorRule):
         self._targets([node.target])
 
 
+_FLOAT_FACTORIES = {f"torch.{n}" for n in ("ones", "zeros", "randn", "rand", "empty", "full", "eye", "linspace",
+                                            "logspace", "normal")}
 _MOVES = frozenset({"to", "cuda", "cpu", "double", "float", "half", "bfloat16", "type"})
 _PARAMETER = {"torch.nn.Parameter", "torch.nn.parameter.Parameter"}
 
 
 @register
-class ParameterMovedAfterWrapping(AstVisitorRule):
+class ParameterMovedAfterWrapping(SmellRule):
     """Flags ``nn.Parameter(...).to(...)`` (or ``.cuda()``, ``.double()``, ``.float()``,
     ``.half()``) assigned to a name or attribute.
 
@@ -425,7 +436,7 @@ class ParameterMovedAfterWrapping(AstVisitorRule):
     code = "MLC310"
     name = "parameter-moved-after-wrapping"
     summary = "nn.Parameter(...).to(...) is a plain tensor, not a registered parameter"
-    requires_text = ("Parameter",)
+    requires_text = ("Parameter",) + ML_IMPORTS
 
     def visit_Assign(self, node: ast.Assign) -> None:
         """Check an assignment.
@@ -441,7 +452,14 @@ class ParameterMovedAfterWrapping(AstVisitorRule):
             value = value.func.value  # type: ignore[attr-defined]
         if not moves or type(value) is not ast.Call:
             return
-        if qualified_names(self.ctx).resolve(value.func) not in _PARAMETER:  # type: ignore[attr-defined]
+        names = qualified_names(self.ctx)
+        if names.resolve(value.func) not in _PARAMETER:  # type: ignore[attr-defined]
+            return
+        data = value.args[0] if value.args else None  # type: ignore[attr-defined]
+        fresh_float = (type(data) is ast.Call and (names.resolve(data.func) or "") in _FLOAT_FACTORIES
+                       and keyword(data, "dtype") is None and keyword(data, "device") is None)
+        # .cpu() of new data, and .float() of default-dtype data, return the Parameter itself.
+        if all(m == "cpu" or (m == "float" and fresh_float) for m in moves):
             return
         target = dotted_name(node.targets[0]) or "the target"
         self.report(node.value, f"`{target}` gets the result of `Parameter(...).{moves[-1]}(...)`, a plain "
@@ -456,7 +474,7 @@ _CONTAINERS = {"torch.nn.ModuleList", "torch.nn.ModuleDict", "torch.nn.Sequentia
 
 
 @register
-class SubmodulesInPlainContainer(AstVisitorRule):
+class SubmodulesInPlainContainer(SmellRule):
     """Flags submodules kept in a plain list, tuple or dict on an ``nn.Module``.
 
     What it does:
@@ -487,7 +505,7 @@ class SubmodulesInPlainContainer(AstVisitorRule):
     code = "MLC311"
     name = "submodules-in-plain-container"
     summary = "submodules in a plain list/tuple/dict are not registered with the module"
-    requires_text = ("torch",)
+    requires_text = ("torch",) + ML_IMPORTS
 
     def _is_submodule(self, node: ast.AST) -> bool:
         if type(node) is not ast.Call:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 
 from ...api import Fix, register
-from ._base import (AstVisitorRule, activation_kind, dotted_name, has_star_args, insert_after, keyword, notebook_state,
+from ._base import (ML_IMPORTS, SmellRule, activation_kind, dotted_name, has_star_args, insert_after, keyword, notebook_state,
                     qualified_names, replace, text_of)
 
 # --------------------------------------------------------------------------- MLC304
@@ -30,7 +30,7 @@ def _float_nan(node: ast.AST) -> bool:
 
 
 @register
-class ComparisonWithNaN(AstVisitorRule):
+class ComparisonWithNaN(SmellRule):
     """Flags ``==``, ``!=``, ``is`` and ``is not`` comparisons with NaN.
 
     What it does:
@@ -65,7 +65,7 @@ class ComparisonWithNaN(AstVisitorRule):
     name = "comparison-with-nan"
     summary = "comparison with NaN is always False (or True for !=)"
     fix_safety = "unsafe"
-    requires_text = ("nan", "NaN", "NAN", "NA", "NaT")
+    requires_text = ("nan", "NaN", "NAN", "NA", "NaT") + ML_IMPORTS
 
     def _nan(self, node: ast.AST) -> tuple[str, str, str] | None:
         if _float_nan(node):
@@ -151,7 +151,7 @@ _WHY = {"cross_entropy": "applies log_softmax itself", "CrossEntropyLoss": "appl
 
 
 @register
-class ActivationBeforeLoss(AstVisitorRule):
+class ActivationBeforeLoss(SmellRule):
     """Flags an activation fed to a loss that applies its own.
 
     What it does:
@@ -182,7 +182,7 @@ class ActivationBeforeLoss(AstVisitorRule):
     code = "MLC306"
     name = "activation-before-loss"
     summary = "softmax/sigmoid output fed to a loss that applies it again"
-    requires_text = ("softmax", "sigmoid")
+    requires_text = ("softmax", "sigmoid") + ML_IMPORTS
 
     def begin_file(self, ctx: object) -> None:
         """Start a file.
@@ -301,7 +301,7 @@ def _rank_at_most_two(node: ast.AST) -> bool:
 
 
 @register
-class SoftmaxWithoutDim(AstVisitorRule):
+class SoftmaxWithoutDim(SmellRule):
     """Flags softmax and log_softmax called without an explicit ``dim``.
 
     What it does:
@@ -334,7 +334,7 @@ class SoftmaxWithoutDim(AstVisitorRule):
     name = "softmax-without-dim"
     summary = "softmax/log_softmax without an explicit dim"
     fix_safety = "unsafe"
-    requires_text = ("softmax", "Softmax", "softmin", "Softmin")
+    requires_text = ("softmax", "Softmax", "softmin", "Softmin") + ML_IMPORTS
 
     def visit_Call(self, node: ast.Call) -> None:
         """Check a call.
@@ -395,7 +395,7 @@ _LOG = {"torch.log", "torch.special.log"}  # torch.special has no log; harmless
 
 
 @register
-class LogOfSoftmax(AstVisitorRule):
+class LogOfSoftmax(SmellRule):
     """Flags ``torch.log`` of a softmax or sigmoid output.
 
     What it does:
@@ -428,7 +428,7 @@ class LogOfSoftmax(AstVisitorRule):
     name = "log-of-softmax"
     summary = "log(softmax(x)) underflows to -inf; use log_softmax / logsigmoid"
     fix_safety = "unsafe"
-    requires_text = ("log",)
+    requires_text = ("log",) + ML_IMPORTS
 
     def visit_Call(self, node: ast.Call) -> None:
         """Check a call.

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from ...api import Fix, register
-from ._base import (AstVisitorRule, dotted_name, dotted_parts, insert_after, loops_in_scope, notebook_state,
+from ._base import (ML_IMPORTS, SmellRule, dotted_name, dotted_parts, insert_after, loops_in_scope, notebook_state,
                     qualified_names, under_no_grad)
 
 _OPTIMIZER_NAME = re.compile(r"(.*optim.*|(\w+_)?opt(_\w+)?\d*|.*scaler.*)", re.IGNORECASE)
@@ -32,7 +32,7 @@ def _mentions_grad(node: ast.AST) -> bool:
 
 
 @register
-class GradientsNeverCleared(AstVisitorRule):
+class GradientsNeverCleared(SmellRule):
     """Flags a training loop that never clears gradients.
 
     What it does:
@@ -68,7 +68,7 @@ class GradientsNeverCleared(AstVisitorRule):
     code = "MLC301"
     name = "gradients-never-cleared"
     summary = "training loop calls backward() and step() but never clears gradients"
-    requires_text = ("backward",)
+    requires_text = ("backward",) + ML_IMPORTS
 
     def begin_file(self, ctx: Any) -> None:
         """Start a file.
@@ -229,7 +229,7 @@ class _Scope:
 
 
 @register
-class LossAccumulatedWithGraph(AstVisitorRule):
+class LossAccumulatedWithGraph(SmellRule):
     """Flags a loss tensor summed across iterations with its autograd graph.
 
     What it does:
@@ -270,7 +270,7 @@ class LossAccumulatedWithGraph(AstVisitorRule):
     name = "loss-accumulated-with-graph"
     summary = "loss summed across iterations keeps every iteration's graph alive"
     fix_safety = "unsafe"
-    requires_text = ("loss",)
+    requires_text = ("loss",) + ML_IMPORTS
 
     def begin_file(self, ctx: Any) -> None:
         """Start a file.
@@ -365,7 +365,8 @@ class LossAccumulatedWithGraph(AstVisitorRule):
         if type(func) is not ast.Attribute or func.attr not in ("backward", "manual_backward"):
             return
         scope = self.scopes[-1]
-        roots = [func.value] if func.attr == "backward" else list(node.args[:1])
+        # loss.backward(), scaler.scale(loss).backward(), accelerator.backward(loss)
+        roots = [func.value, *node.args[:1]] if func.attr == "backward" else list(node.args[:1])
         nest = self._nest_id()
         for root in roots:
             for sub in ast.walk(root):
