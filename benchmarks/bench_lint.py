@@ -1,30 +1,32 @@
-"""How fast is mlcheck-lint against pydoclint and TorchFix, cold and warm, and how much memory?
+"""How fast is mlcheck-lint against pydoclint (and ruff, interrogate, TorchFix), cold and warm?
 
 Usage::
 
-    pip download --no-deps timm==1.0.31 transformers==5.24.0 -d /tmp/corpora
-    (cd /tmp/corpora && unzip -q -o timm-*.whl -d timm && unzip -q -o transformers-*.whl -d transformers)
-    python -m venv /tmp/venv-pydoclint && /tmp/venv-pydoclint/bin/pip install pydoclint
-    python -m venv /tmp/venv-torchfix && /tmp/venv-torchfix/bin/pip install torchfix
-    python benchmarks/bench_lint.py /tmp/corpora/timm /tmp/corpora/transformers \\
-        --pydoclint /tmp/venv-pydoclint/bin/pydoclint --torchfix /tmp/venv-torchfix/bin/torchfix
+    python -m venv /work/venvs/pydoclint && /work/venvs/pydoclint/bin/pip install pydoclint
+    python -m venv /work/venvs/ruff && /work/venvs/ruff/bin/pip install ruff
+    python -m venv /work/venvs/interrogate && /work/venvs/interrogate/bin/pip install interrogate
+    python benchmarks/bench_lint.py /work/corpora/timm --rounds 3 \\
+        --pydoclint /work/venvs/pydoclint/bin/pydoclint --ruff /work/venvs/ruff/bin/ruff \\
+        --interrogate /work/venvs/interrogate/bin/interrogate [--before /path/to/old/mlcheck_lint]
 
-For each tree, in the same run and on the same cores (``--jobs``, default 2):
+For each tree, in the same run, on the same cores, ``--rounds`` times interleaved (the
+order rotates each round), medians reported:
 
 * pydoclint (``--style=google --quiet``; single process, it has no jobs option), cold;
-* mlcheck-lint with the default rules, cold (an empty cache folder) and warm (the same
-  cache, nothing changed);
-* TorchFix (``-j JOBS``; also libcst-based), cold;
+* mlcheck-lint with the default documentation rules, cold (an empty cache folder), and
+  with every default rule, cold and warm (the same cache, nothing changed);
+* with ``--before``, the same mlcheck-lint runs with an older copy of the package, so
+  a change is measured as a ratio inside one run;
+* ruff ``--select D,NPY,PD --no-cache`` and interrogate, cold, for context; TorchFix when
+  given;
 * the peak resident memory of each command's whole process tree (the main process plus
   pool workers, sampled every 20 ms from ``/proc``);
 * the CPU time of each command and its workers (``wait4``). On a shared machine the
-  wall ratio swings with other people's load, which hurts a 2-process run more than a
-  1-process one; ``cpu/JOBS`` (our CPU seconds over the cores, against pydoclint's) is
-  what the wall ratio would be on an idle machine.
+  wall ratio swings with other people's load; CPU time is the steadier measure.
 
-Ratios printed: mlcheck cold / pydoclint (bar <= 2), TorchFix / mlcheck cold (bar >= 10),
-mlcheck warm / pydoclint cold (bar <= 0.2), and mlcheck's peak memory (bar < 1 GB).
-Not a test: these machines are shared and noisy, so only same-run ratios mean anything.
+Bars (issue 11): documentation rules cold CPU <= 1.0x pydoclint, every default rule
+cold CPU <= 1.5x, warm <= 0.05x, peak memory < 500 MB on transformers. Not a test:
+these machines are shared and noisy, so only same-run ratios mean anything.
 """
 
 from __future__ import annotations
@@ -72,18 +74,21 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def snapshot() -> dict[str, str]:
-    """Freeze the linter's code for the whole run.
+def snapshot(package: Path | None = None) -> dict[str, str]:
+    """Freeze the linter's code (this checkout's, or ``package``) for the whole run.
 
     The cache key includes a fingerprint of the linter's source, so an edit between the
     cold and the warm run (other people work in this tree) would turn the warm run
     into a cold one. The runs import a copy taken now instead.
 
+    Args:
+        package: A copy of the ``mlcheck_lint`` package to run instead of this checkout's.
+
     Returns:
         The environment for the mlcheck-lint runs.
     """
     frozen = Path(tempfile.mkdtemp(prefix="mlcheck-bench-code-"))
-    shutil.copytree(ROOT / "lint" / "mlcheck_lint", frozen / "mlcheck_lint",
+    shutil.copytree(package or ROOT / "lint" / "mlcheck_lint", frozen / "mlcheck_lint",
                     ignore=shutil.ignore_patterns("__pycache__"))
     return {**os.environ, "PYTHONPATH": str(frozen)}
 
@@ -135,6 +140,22 @@ def count_lines(root: Path) -> tuple[int, int]:
     return files, lines
 
 
+def _doc_codes(env: dict[str, str]) -> str:
+    """Return the default-on documentation codes of the linter that ``env`` imports."""
+    out = subprocess.run([sys.executable, "-c",
+                          "from mlcheck_lint import engine\n"
+                          "print(','.join(r.code for r in engine.load_rules() "
+                          "if r.code.startswith('MLC1') and r.default == 'on'))"],
+                         env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def _median(values: list[float]) -> float:
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
 def main() -> int:
     """Run the benchmark and print one block of numbers per tree.
 
@@ -144,33 +165,71 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("trees", nargs="+", type=Path)
     parser.add_argument("--pydoclint", required=True)
+    parser.add_argument("--ruff", default=None)
+    parser.add_argument("--interrogate", default=None)
     parser.add_argument("--torchfix", default=None)
+    parser.add_argument("--before", type=Path, default=None,
+                        help="an older copy of the mlcheck_lint package to compare in the same run")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    env = snapshot()
+    versions = {"after": snapshot()}
+    if args.before is not None:
+        versions["before"] = snapshot(args.before)
     for tree in args.trees:
         tree = tree.resolve()
         files, lines = count_lines(tree)
-        print(f"== {tree.name}: {files} files, {lines} lines, --jobs {args.jobs}", flush=True)
-        cache = Path(tempfile.mkdtemp(prefix="mlcheck-bench-cache-"))
-        ours = MLCHECK + ["--jobs", str(args.jobs), "--cache-dir", str(cache), "--exit-zero",
-                          "--format", "json", "."]
-        pyd_t, pyd_m, _, pyd_c = timed([args.pydoclint, "--style=google", "--quiet", "."], tree)
-        print(f"pydoclint cold      {pyd_t:8.1f} s  cpu {pyd_c:7.1f} s  peak {pyd_m / 2**20:5.0f} MB", flush=True)
-        cold_t, cold_m, code, cold_c = timed(ours, tree, env)
-        print(f"mlcheck-lint cold   {cold_t:8.1f} s  cpu {cold_c:7.1f} s  peak {cold_m / 2**20:5.0f} MB  exit {code}",
+        print(f"== {tree.name}: {files} files, {lines} lines, --jobs {args.jobs}, {args.rounds} rounds",
               flush=True)
-        warm_t, warm_m, code, warm_c = timed(ours, tree, env)
-        print(f"mlcheck-lint warm   {warm_t:8.1f} s  cpu {warm_c:7.1f} s  peak {warm_m / 2**20:5.0f} MB  exit {code}",
-              flush=True)
-        line = (f"ratios: cold/pydoclint = {cold_t / pyd_t:.2f} wall, {cold_c / args.jobs / pyd_c:.2f} "
-                f"cpu/{args.jobs} (bar <= 2); warm/pydoclint cold = {warm_t / pyd_t:.3f} (bar <= 0.2); "
-                f"peak = {max(cold_m, warm_m) / 2**20:.0f} MB (bar < 1024)")
+        commands: dict[str, tuple[list[str], dict[str, str] | None]] = {
+            "pydoclint": ([args.pydoclint, "--style=google", "--quiet", "."], None)}
+        if args.ruff:
+            commands["ruff D,NPY,PD"] = ([args.ruff, "check", "--select", "D,NPY,PD", "--no-cache",
+                                          "--exit-zero", "--quiet", "."], None)
+        if args.interrogate:
+            commands["interrogate"] = ([args.interrogate, "--quiet", "--fail-under", "0", "."], None)
         if args.torchfix:
-            tf_t, tf_m, _, tf_c = timed([args.torchfix, "-j", str(args.jobs), "."], tree)
-            print(f"torchfix cold       {tf_t:8.1f} s  cpu {tf_c:7.1f} s  peak {tf_m / 2**20:5.0f} MB", flush=True)
-            line += f"; torchfix/cold = {tf_t / cold_t:.1f} wall, {tf_c / cold_c:.1f} cpu (bar >= 10)"
-        print(line, flush=True)
+            commands["torchfix"] = ([args.torchfix, "-j", str(args.jobs), "."], None)
+        caches: dict[str, Path] = {}
+        for version, env in versions.items():
+            base = MLCHECK + ["--jobs", str(args.jobs), "--exit-zero", "--format", "json"]
+            commands[f"{version} docs cold"] = (base + ["--no-cache", "--select", _doc_codes(env), "."], env)
+            caches[version] = Path(tempfile.mkdtemp(prefix="mlcheck-bench-cache-"))
+            commands[f"{version} all cold"] = (base + ["--cache-dir", str(caches[version] / "c"), "."], env)
+            commands[f"{version} all warm"] = (base + ["--cache-dir", str(caches[version] / "c"), "."], env)
+        results: dict[str, list[tuple[float, int, float]]] = {name: [] for name in commands}
+        names = list(commands)
+        for round_ in range(args.rounds):
+            rotated = names[round_ % len(names):] + names[:round_ % len(names)]
+            order = []
+            for name in rotated:  # each warm run right after its own cold run
+                if not name.endswith(" warm"):
+                    order.append(name)
+                    if name.endswith(" all cold"):
+                        order.append(name.replace(" cold", " warm"))
+            for version, cache in caches.items():
+                shutil.rmtree(cache / "c", ignore_errors=True)
+            for name in order:
+                cmd, env = commands[name]
+                wall, peak, code, cpu = timed(cmd, tree, env)
+                if code not in (0, 1):
+                    print(f"   {name}: exit {code}", flush=True)
+                results[name].append((wall, peak, cpu))
+        med = {name: (_median([r[0] for r in rs]), max(r[1] for r in rs), _median([r[2] for r in rs]))
+               for name, rs in results.items()}
+        for name, (wall, peak, cpu) in med.items():
+            print(f"{name:<22} wall {wall:7.2f} s  cpu {cpu:7.2f} s  peak {peak / 2**20:5.0f} MB", flush=True)
+        pyd = med["pydoclint"]
+        for version in versions:
+            d, c, w = med[f"{version} docs cold"], med[f"{version} all cold"], med[f"{version} all warm"]
+            print(f"{version}: docs cold/pydoclint = {d[2] / pyd[2]:.2f} cpu, {d[0] / pyd[0]:.2f} wall "
+                  f"(bar <= 1.0 cpu); all cold/pydoclint = {c[2] / pyd[2]:.2f} cpu, {c[0] / pyd[0]:.2f} wall "
+                  f"(bar <= 1.5); warm/pydoclint = {w[2] / pyd[2]:.3f} cpu, {w[0] / pyd[0]:.3f} wall "
+                  f"(bar <= 0.05); peak {max(d[1], c[1], w[1]) / 2**20:.0f} MB", flush=True)
+        if "before" in versions:
+            for kind in ("docs cold", "all cold", "all warm"):
+                b, a = med[f"before {kind}"], med[f"after {kind}"]
+                print(f"after/before {kind}: {a[2] / b[2]:.2f} cpu, {a[0] / b[0]:.2f} wall", flush=True)
     return 0
 
 

@@ -43,7 +43,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pytest_mlcheck.baselines import parse_toml  # noqa: E402
-from pytest_mlcheck.baselines.codec import entries_of, raw_entry  # noqa: E402
+from pytest_mlcheck.baselines.codec import (  # noqa: E402
+    BaselineEntryError,
+    entries_of,
+    raw_entry,
+    validate_entry,
+)
 from pytest_mlcheck.baselines.store import read_npz  # noqa: E402
 
 MODULE = '''
@@ -77,9 +82,9 @@ def _kill_after(cmd: list[str], cwd: Path, env: dict[str, str], delay: float) ->
 
 
 def _moment(rng: random.Random, duration: float) -> float:
-    # Half the kills land in the last 40% of a run, where the files are written.
+    # Half the kills land in the second half of a run, where the files are written.
     if rng.random() < 0.5:
-        return rng.uniform(0.6 * duration, 1.05 * duration)
+        return rng.uniform(0.5 * duration, duration)
     return rng.uniform(0.0, duration)
 
 
@@ -98,8 +103,17 @@ def _pytest_cmd() -> list[str]:
             "-p", "no:cacheprovider", "-p", "no:randomly", "--mlcheck-update"]
 
 
-def _check_plugin(where: Path, seen: set[tuple[str, str]], scales: set[float]) -> list[str]:
-    """Return the violations found in the baselines after a kill; update ``seen``."""
+def check_plugin(where: Path, seen: set[tuple[str, str]], scales: set[float]) -> list[str]:
+    """Return the violations found in the baselines after a kill, and note what is there.
+
+    Args:
+        where: The generated project.
+        seen: Entries found after earlier kills; this call adds the ones found now.
+        scales: Every scale a round has recorded (or may have, when killed).
+
+    Returns:
+        One line per violation.
+    """
     problems = []
     now: set[tuple[str, str]] = set()
     for toml in sorted((where / "mlcheck_baselines").glob("*.toml")):
@@ -111,6 +125,11 @@ def _check_plugin(where: Path, seen: set[tuple[str, str]], scales: set[float]) -
         for key in entries_of(data):
             now.add((toml.name, "/".join(key)))
             entry = raw_entry(data, key)
+            try:
+                validate_entry(entry, str(key), toml.name)
+            except BaselineEntryError as exc:
+                problems.append(str(exc))
+                continue
             if "metrics" in entry:
                 scale = entry["metrics"].get("scale")
                 if scale not in scales:
@@ -150,18 +169,20 @@ def run_plugin(kills: int, rng: random.Random, modules: int = 4, tests: int = 10
         duration = time.perf_counter() - start
         scales = {0.0}
         seen: set[tuple[str, str]] = set()
-        violations = _check_plugin(where, seen, scales)
+        violations = check_plugin(where, seen, scales)
         killed = 0
         for round_ in range(1, kills + 1):
             env["SCALE"] = str(float(round_))
             scales.add(float(round_))
             killed += _kill_after(_pytest_cmd(), where, env, _moment(rng, duration))
-            violations += [f"kill {round_}: {p}" for p in _check_plugin(where, seen, scales)]
+            violations += [f"kill {round_}: {p}" for p in check_plugin(where, seen, scales)]
         base = where / "mlcheck_baselines"
-        orphans = len(list(base.glob("*.npz"))) - sum(
-            1 for toml in base.glob("*.toml")
-            for key in entries_of(parse_toml(toml.read_text(), toml.name))
-            if "array" in raw_entry(parse_toml(toml.read_text(), toml.name), key))
+        named = set()
+        for toml in base.glob("*.toml"):
+            data = parse_toml(toml.read_text(encoding="utf-8"), toml.name)
+            named |= {raw_entry(data, k)["array"]["file"] for k in entries_of(data)
+                      if "array" in raw_entry(data, k)}
+        orphans = len({p.name for p in base.glob("*.npz")} - named)
         temp_files = len(list(base.glob(".*.tmp")))
         # A clean run, then pruning, removes what the kills left over.
         env["SCALE"] = str(float(kills + 1))
@@ -169,7 +190,7 @@ def run_plugin(kills: int, rng: random.Random, modules: int = 4, tests: int = 10
         subprocess.run(_pytest_cmd(), cwd=where, env=env, check=True, stdout=subprocess.DEVNULL)
         subprocess.run(_pytest_cmd()[:-1] + ["--mlcheck-prune"], cwd=where, env=env, check=True,
                        stdout=subprocess.DEVNULL)
-        violations += [f"final: {p}" for p in _check_plugin(where, seen, scales)]
+        violations += [f"final: {p}" for p in check_plugin(where, seen, scales)]
         left = len(list(base.glob("*.npz"))) - modules * tests
         if left:
             violations.append(f"final: {left} orphaned array files survive --mlcheck-prune")
@@ -204,10 +225,45 @@ def _lint_cmd(where: Path) -> list[str]:
                    str(where / "src")]
 
 
-def run_lint(kills: int, rng: random.Random, files: int = 200) -> dict:
-    """Kill ``mlcheck-lint --fix`` on ``files`` files ``kills`` times; return the counts."""
+def check_lint(src: Path, original: dict[str, bytes], fixed: dict[str, bytes]
+               ) -> tuple[list[str], int]:
+    """Return the violations among the files after a kill, and how many were fixed.
+
+    Args:
+        src: The folder of the files.
+        original: Each file's content before fixing.
+        fixed: Each file's content after an uninterrupted ``--fix``.
+
+    Returns:
+        ``(violations, files already fixed)``. A hidden temp file left by a kill
+        between writing and renaming is no violation (the real file is intact);
+        :func:`run_lint` counts them.
+    """
     import ast
 
+    problems = []
+    done = 0
+    for name, before in original.items():
+        try:
+            now = (src / name).read_bytes()
+        except OSError as exc:
+            problems.append(f"{name} is gone: {exc}")
+            continue
+        if now == fixed[name] and now != before:
+            done += 1
+        elif now != before:
+            problems.append(f"{name} is neither the original nor the fixed file "
+                            f"({len(now)} bytes)")
+            continue
+        try:
+            ast.parse(now)
+        except SyntaxError as exc:
+            problems.append(f"{name} no longer parses: {exc}")
+    return problems, done
+
+
+def run_lint(kills: int, rng: random.Random, files: int = 200) -> dict:
+    """Kill ``mlcheck-lint --fix`` on ``files`` files ``kills`` times; return the counts."""
     where = Path(tempfile.mkdtemp(prefix="mlcheck-fault-lint-"))
     try:
         (where / "pyproject.toml").write_text("[tool.mlcheck.lint]\n")
@@ -228,30 +284,18 @@ def run_lint(kills: int, rng: random.Random, files: int = 200) -> dict:
         original = {f"mod_{n:03d}.py": t.encode() for n, t in enumerate(sources)}
         changed = sum(fixed[n] != original[n] for n in original)
         violations = []
-        killed = partial_runs = 0
+        killed = partial_runs = temp_files = 0
         for round_ in range(1, kills + 1):
             restore()
             killed += _kill_after(_lint_cmd(where), where, dict(os.environ),
                                   _moment(rng, duration))
-            done = 0
-            for name, before in original.items():
-                now = (src / name).read_bytes()
-                if now == fixed[name] and now != before:
-                    done += 1
-                elif now != before:
-                    violations.append(f"kill {round_}: {name} is neither the original nor the "
-                                      f"fixed file ({len(now)} bytes)")
-                    continue
-                try:
-                    ast.parse(now)
-                except SyntaxError as exc:
-                    violations.append(f"kill {round_}: {name} no longer parses: {exc}")
+            found, done = check_lint(src, original, fixed)
+            violations += [f"kill {round_}: {p}" for p in found]
             partial_runs += 0 < done < changed
-            leftovers = [p.name for p in src.iterdir() if not p.name.endswith(".py")]
-            if leftovers:
-                violations.append(f"kill {round_}: stray files {leftovers[:3]}")
+            temp_files += sum(1 for p in src.iterdir() if not p.name.endswith(".py"))
         return {"kills": kills, "killed_mid_run": killed, "files": files,
                 "files_changed_by_fix": changed, "kills_mid_fixing": partial_runs,
+                "temp_files_after_kills": temp_files,
                 "run_seconds": round(duration, 2), "violations": violations}
     finally:
         shutil.rmtree(where, ignore_errors=True)

@@ -492,60 +492,18 @@ def assert_seed_sensitive(fn: Callable, *args: Any, seeds: Any = (0, 1), **kwarg
 class Determinism:
     """The ``determinism`` fixture: the determinism checks, recorded for the running test.
 
+    Its methods are the plain functions: ``check`` is :func:`assert_deterministic`,
+    ``check_seed_invariant`` is :func:`assert_seed_invariant` and
+    ``check_seed_sensitive`` is :func:`assert_seed_sensitive`; each records its
+    outcome in the running test's report.
+
     Args:
         request: The pytest fixture request of the test.
     """
 
+    check = staticmethod(assert_deterministic)
+    check_seed_invariant = staticmethod(assert_seed_invariant)
+    check_seed_sensitive = staticmethod(assert_seed_sensitive)
+
     def __init__(self, request: Any) -> None:
         self.request = request
-
-    def check(self, fn: Callable, *args: Any, runs: int = 2, seed: int = 0, atol: float = 0.0,
-              rtol: float = 0.0, **kwargs: Any) -> Any:
-        """Call ``fn`` ``runs`` times under the same seed and require identical outputs.
-
-        See :func:`assert_deterministic`.
-
-        Args:
-            fn: The function (or model) to call.
-            *args: Positional arguments for ``fn``.
-            runs: How many times to call it (at least 2).
-            seed: The seed set before every call.
-            atol: Absolute tolerance (0 with ``rtol`` 0: bitwise comparison).
-            rtol: Relative tolerance.
-            **kwargs: Keyword arguments for ``fn``.
-
-        Returns:
-            The output of the first call.
-        """
-        return assert_deterministic(fn, *args, runs=runs, seed=seed, atol=atol, rtol=rtol, **kwargs)
-
-    def check_seed_invariant(self, fn: Callable, *args: Any, seeds: Any = (0, 1), atol: float = 0.0,
-                             rtol: float = 0.0, **kwargs: Any) -> Any:
-        """Require identical outputs under different seeds. See :func:`assert_seed_invariant`.
-
-        Args:
-            fn: The function (or model) to call.
-            *args: Positional arguments for ``fn``.
-            seeds: At least two different seeds.
-            atol: Absolute tolerance (0 with ``rtol`` 0: bitwise comparison).
-            rtol: Relative tolerance.
-            **kwargs: Keyword arguments for ``fn``.
-
-        Returns:
-            The output under the first seed.
-        """
-        return assert_seed_invariant(fn, *args, seeds=seeds, atol=atol, rtol=rtol, **kwargs)
-
-    def check_seed_sensitive(self, fn: Callable, *args: Any, seeds: Any = (0, 1), **kwargs: Any) -> Any:
-        """Require outputs that differ by seed and repeat per seed. See :func:`assert_seed_sensitive`.
-
-        Args:
-            fn: The function (or model) to call.
-            *args: Positional arguments for ``fn``.
-            seeds: At least two different seeds.
-            **kwargs: Keyword arguments for ``fn``.
-
-        Returns:
-            The output under the first seed.
-        """
-        return assert_seed_sensitive(fn, *args, seeds=seeds, **kwargs)

@@ -570,52 +570,18 @@ def assert_training_device_consistent(step_fn: Callable, model: Any, batch: Any,
 class DeviceConsistency:
     """The ``device_consistency`` fixture: device checks recorded for the running test.
 
+    Its methods are the plain functions: ``check(fn, *args, devices=("cpu", "cuda"),
+    atol=None, rtol=None, dtype=None, **kwargs)`` is :func:`assert_device_consistent`
+    and ``check_training(step_fn, model, batch, steps=3, ...)`` is
+    :func:`assert_training_device_consistent`. Each adds a ``device`` record to the
+    session report.
+
     Args:
         request: The pytest fixture request of the test.
     """
 
+    check = staticmethod(assert_device_consistent)
+    check_training = staticmethod(assert_training_device_consistent)
+
     def __init__(self, request: Any) -> None:
         self.request = request
-
-    def check(self, fn: Callable, *args: Any, devices: Any = ("cpu", "cuda"),
-              atol: float | None = None, rtol: float | None = None, dtype: Any = None,
-              **kwargs: Any) -> Any:
-        """Run ``fn`` on each device and require the same outputs (see :func:`assert_device_consistent`).
-
-        Args:
-            fn: The function or model to run.
-            *args: Its positional arguments (tensors and modules are copied per device).
-            devices: At least two devices; ``("cpu", "cpu:float64")`` without a GPU.
-            atol: Absolute tolerance; default per dtype.
-            rtol: Relative tolerance; default per dtype.
-            dtype: A floating dtype every run is cast to.
-            **kwargs: Its keyword arguments.
-
-        Returns:
-            The output on the first device.
-        """
-        return assert_device_consistent(fn, *args, devices=devices, atol=atol, rtol=rtol,
-                                        dtype=dtype, **kwargs)
-
-    def check_training(self, step_fn: Callable, model: Any, batch: Any, steps: int = 3, *,
-                       devices: Any = ("cpu", "cuda"), optimizer: Any = None,
-                       atol: float | None = None, rtol: float | None = None,
-                       dtype: Any = None) -> None:
-        """Compare losses and parameters after ``steps`` optimizer steps on each device.
-
-        See :func:`assert_training_device_consistent`.
-
-        Args:
-            step_fn: ``(model, optimizer, batch) -> loss``.
-            model: An ``nn.Module`` (each device trains a copy).
-            batch: The batch used by every step.
-            steps: How many steps.
-            devices: At least two devices.
-            optimizer: A factory ``params -> optimizer``; default SGD with ``lr=0.1``.
-            atol: Absolute tolerance; default per dtype.
-            rtol: Relative tolerance; default per dtype.
-            dtype: A floating dtype every run is cast to.
-        """
-        assert_training_device_consistent(step_fn, model, batch, steps, devices=devices,
-                                          optimizer=optimizer, atol=atol, rtol=rtol,
-                                          dtype=dtype)

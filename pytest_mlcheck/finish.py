@@ -7,12 +7,43 @@ the summary or the report.
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import pytest
 
 from . import summary
 from .environment import fingerprint
 from .report import write_json_report
 from .session import MLCheckSession
+
+
+def note_collection(state: MLCheckSession, before: list[str], items: list[Any]) -> None:
+    """Record the suite as collected and how many items plugins removed (plugin use).
+
+    Args:
+        state: The plugin state.
+        before: Node ids before any plugin's ``pytest_collection_modifyitems``.
+        items: The items after every plugin's hook.
+    """
+    from .report import suite_hash
+
+    collected = set(before)
+    state.collected = len(collected)
+    state.collected_sha256 = suite_hash(collected)
+    state.dropped_by_plugins = len(collected - {item.nodeid for item in items})
+
+
+def _may_have_baselines(state: MLCheckSession) -> bool:
+    """Whether the baseline store has anything to do (importing it costs ~50 ms)."""
+    if state._baselines is not None or state.prune or state.written or state.write_errors:
+        return True
+    baseline_dir = str(state.ini("mlcheck_baseline_dir"))
+    if baseline_dir:
+        return os.path.isdir(os.path.join(state.rootdir, baseline_dir))
+    folders = {os.path.dirname(nodeid.split("::", 1)[0]) for nodeid in state.outcomes}
+    return any(os.path.isdir(os.path.join(state.rootdir, folder, "mlcheck_baselines"))
+               for folder in folders)
 
 
 def finish_worker(session: pytest.Session, state: MLCheckSession) -> None:
@@ -65,10 +96,11 @@ def finish_session(session: pytest.Session, state: MLCheckSession) -> None:
         session: The pytest session.
         state: The plugin state.
     """
-    from .baselines import finish_baselines
-
     try:
-        finish_baselines(session, state)
+        if _may_have_baselines(state):
+            from .baselines import finish_baselines
+
+            finish_baselines(session, state)
     except Exception as exc:  # the summary and the report must still come out
         state.baseline_notes.append(f"baseline housekeeping failed: {type(exc).__name__}: {exc}")
         session.exitstatus = max(int(session.exitstatus), 1)

@@ -388,6 +388,15 @@ def _cross_duplicates(codec: Any, a: _Split, ha: np.ndarray, b: _Split,
 # ---- splits, keys and checks -----------------------------------------------------
 
 
+def _verdict(check: str, values: dict[str, Any], message: str) -> dict[str, Any]:
+    """Record a leakage check: ``FAILED`` (and raise) with a message, else ``ok``."""
+    if message:
+        report.emit("leakage", check, "FAILED", values, message)
+        raise AssertionError(message)
+    report.emit("leakage", check, "ok", values)
+    return values
+
+
 def _check_decimals(decimals: Any) -> int | None:
     if decimals is None:
         return None
@@ -618,10 +627,8 @@ def assert_no_leakage(train: Any, test: Any, *, val: Any = None, key: Any = None
                             + _GROUP_CAUSES)
     if messages:
         message = "data leakage: " + "\n".join(messages)
-        report.emit("leakage", "split_overlap", "FAILED", values, message)
-        raise AssertionError(message)
-    report.emit("leakage", "split_overlap", "ok", values)
-    return values
+        return _verdict("split_overlap", values, message)
+    return _verdict("split_overlap", values, "")
 
 
 # ---- duplicates within one split -------------------------------------------------
@@ -712,10 +719,8 @@ def assert_no_duplicates(x: Any, *, decimals: int | None = None) -> dict[str, An
             "De-duplicate (e.g. np.unique(x, axis=0) or DataFrame.drop_duplicates()) or "
             "confirm the repetition is real."
         )
-        report.emit("leakage", "duplicates", "FAILED", values, message)
-        raise AssertionError(message)
-    report.emit("leakage", "duplicates", "ok", values)
-    return values
+        return _verdict("duplicates", values, message)
+    return _verdict("duplicates", values, "")
 
 
 # ---- features that encode the label ----------------------------------------------
@@ -944,10 +949,8 @@ def assert_no_label_leakage(X: Any, y: Any, *, threshold: float = 0.99,
             "after sorting rows by class. Drop or recompute that feature; if it is "
             "legitimately this predictive, raise threshold or leave it out of X."
         )
-        report.emit("leakage", "label_leakage", "FAILED", values, message)
-        raise AssertionError(message)
-    report.emit("leakage", "label_leakage", "ok", values)
-    return values
+        return _verdict("label_leakage", values, message)
+    return _verdict("label_leakage", values, "")
 
 
 class DataLeakage:

@@ -82,6 +82,58 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
             for r in [header] + rows]
 
 
+def seed_statistics(values: list[float]) -> dict[str, Any]:
+    """Return what a baseline keeps of one metric's per-seed values.
+
+    Args:
+        values: The metric under each seed (at least two).
+
+    Returns:
+        ``mean``, ``std`` (sample, ``n - 1``), ``n``, ``min`` and ``max``; mean and std
+        are NaN when a value is not finite.
+    """
+    n = len(values)
+    finite = all(math.isfinite(v) for v in values)
+    mean = math.fsum(values) / n if finite else float("nan")
+    std = (math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+           if finite and n > 1 else float("nan"))
+    return {"mean": mean, "std": std, "n": n, "min": min(values), "max": max(values)}
+
+
+def noise_band(current: Mapping[str, Any], baseline: Mapping[str, Any], sigmas: float) -> float:
+    """Return ``sigmas`` standard errors of the difference of two means.
+
+    Args:
+        current: ``std`` and ``n`` of the current runs.
+        baseline: ``std`` and ``n`` of the baseline's runs.
+        sigmas: How many standard errors count as noise.
+
+    Returns:
+        ``sigmas * sqrt(std²/n + baseline_std²/baseline_n)``.
+    """
+    return sigmas * math.sqrt(current["std"] ** 2 / current["n"]
+                              + baseline["std"] ** 2 / baseline["n"])
+
+
+def array_statistics(arr: np.ndarray) -> dict[str, float]:
+    """Return the summary a snapshot's TOML entry keeps: mean, std, min, max of finite values.
+
+    Args:
+        arr: The snapshot.
+
+    Returns:
+        The statistics as floats, or ``{}`` when no element is finite.
+    """
+    import numpy as np
+
+    finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
+    if not finite.size:
+        return {}
+    f64 = finite.astype(np.float64)
+    return {"mean": float(f64.mean()), "std": float(f64.std()), "min": float(f64.min()),
+            "max": float(f64.max())}
+
+
 def verdict(current: float, baseline: float, band: float, direction: str) -> str:
     """Return the verdict of one finite current value against a finite baseline.
 
@@ -398,14 +450,9 @@ class MetricRegression:
             if repeated:
                 if metric in current:
                     vals = current[metric]
-                    n = len(vals)
                     finite = all(math.isfinite(v) for v in vals)
-                    mean = math.fsum(vals) / n if finite else float("nan")
-                    std = (math.sqrt(math.fsum((v - mean) ** 2 for v in vals) / (n - 1))
-                           if finite else float("nan"))
-                    row["stats"] = {"mean": mean, "std": std, "n": n, "min": min(vals),
-                                    "max": max(vals)}
-                    row["current"] = mean
+                    row["stats"] = seed_statistics(vals)
+                    row["current"] = row["stats"]["mean"]
                     row["per_seed"] = vals
                     if not finite:
                         row["bad_seeds"] = [s for s, v in zip(seeds, vals) if not math.isfinite(v)]
@@ -430,7 +477,7 @@ class MetricRegression:
                     band = 0.0
                 if repeated:
                     st = row["stats"]
-                    noise = sigmas * math.sqrt(st["std"] ** 2 / st["n"] + b["std"] ** 2 / b["n"])
+                    noise = noise_band(st, b, sigmas)
                     row["noise_band"] = noise
                     row["baseline_std"], row["baseline_n"] = b["std"], b["n"]
                     band = max(band, noise)
@@ -610,11 +657,7 @@ class MetricRegression:
         if will_write:
             file_name = array_file_name(self.file.stem, key)
             info = {"file": file_name, "shape": list(arr.shape), "dtype": str(arr.dtype)}
-            finite = arr[np.isfinite(arr)] if arr.dtype.kind == "f" else arr
-            if finite.size:
-                f64 = finite.astype(np.float64)
-                info.update(mean=float(f64.mean()), std=float(f64.std()),
-                            min=float(f64.min()), max=float(f64.max()))
+            info.update(array_statistics(arr))
             self.file.stage(key, {"recorded_in": recording_environment(), "array": info},
                             {file_name: arr})
             values["previous_verdict"] = result

@@ -183,7 +183,7 @@ class _ReportCollector:
         try:
             return (yield)
         finally:
-            from .baselines.prune import note_collection
+            from .finish import note_collection
 
             note_collection(self.state, before, items)
 

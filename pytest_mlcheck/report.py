@@ -186,6 +186,24 @@ def emit(
     return record
 
 
+def suite_hash(nodeids: Iterable[str]) -> str:
+    """Return the SHA-256 of a set of test node ids (sorted, one per line).
+
+    The report records it for the suite as collected, so merged shard reports can
+    tell whether together they ran every collected test.
+
+    Args:
+        nodeids: Test node ids.
+
+    Returns:
+        The hex digest; equal for equal sets whatever their order.
+    """
+    import hashlib
+
+    text = "\n".join(sorted(set(nodeids)))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def summarize(records: Iterable[CheckRecord]) -> dict[str, int]:
     """Count records by verdict, lower-cased (``ok``, ``improved``, ``regressed``...)."""
     counts: dict[str, int] = {}

@@ -189,6 +189,17 @@ def _require_positive_int(check: str, what: str, value: Any) -> int:
     return validation.integer(value, what, low=1, check=check)
 
 
+_LOSS_FN = "(model, batch) -> scalar loss"
+
+
+def _model_fn_count(check: str, model: Any, torch: Any, fn: tuple[str, Any, str],
+                    count: tuple[str, Any]) -> tuple[list[tuple[str, Any]], int]:
+    """Check the arguments every training check takes: a model, a function, a count."""
+    named = _require_module(check, model, torch)
+    _require_callable(check, *fn)
+    return named, _require_positive_int(check, *count)
+
+
 def _loss_tensor(check: str, loss: Any, what: str, torch: Any) -> Any:
     if not isinstance(loss, torch.Tensor):
         hint = (" (a Python number usually means .item() was called inside it: return the "
@@ -460,9 +471,8 @@ def assert_trains(model: Any, loss_fn: Callable, batch: Any, *, optimizer: Any =
     check = "check_step"
     torch = require_torch(check)
     try:
-        named = _require_module(check, model, torch)
-        _require_callable(check, "loss_fn", loss_fn, "(model, batch) -> scalar loss")
-        steps = _require_positive_int(check, "steps", steps)
+        named, steps = _model_fn_count(check, model, torch, ("loss_fn", loss_fn, _LOSS_FN),
+                                       ("steps", steps))
         patterns = _frozen_patterns(check, frozen)
         hidden_all = _hidden_trainables(model, torch)
         hidden = [h for h in hidden_all if not _matches(h[0], patterns)]
@@ -709,9 +719,9 @@ def assert_training_loop(step_fn: Callable, model: Any, optimizer: Any, batches:
     check = "check_training_loop"
     torch = require_torch(check)
     try:
-        _require_module(check, model, torch)
-        _require_callable(check, "step_fn", step_fn, "(model, optimizer, batch) -> loss")
-        accumulate = _require_positive_int(check, "accumulate", accumulate)
+        _, accumulate = _model_fn_count(check, model, torch,
+                                        ("step_fn", step_fn, "(model, optimizer, batch) -> loss"),
+                                        ("accumulate", accumulate))
         if optimizer is None:
             raise TypeError(f"{check}: optimizer is required: a factory `params -> optimizer` "
                             "such as `lambda ps: torch.optim.SGD(ps, lr=0.1)`, or an "
@@ -1038,9 +1048,8 @@ def assert_overfits(model: Any, loss_fn: Callable, batch: Any, *, steps: int = 2
     check = "check_overfit"
     torch = require_torch(check)
     try:
-        _require_module(check, model, torch)
-        _require_callable(check, "loss_fn", loss_fn, "(model, batch) -> scalar loss")
-        steps = _require_positive_int(check, "steps", steps)
+        _, steps = _model_fn_count(check, model, torch, ("loss_fn", loss_fn, _LOSS_FN),
+                                   ("steps", steps))
         if target_loss is None:
             validation.number(reduction, "reduction", low=0, high=1, low_open=True,
                               high_open=True, check=check)

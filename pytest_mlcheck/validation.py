@@ -16,6 +16,7 @@ Nothing here imports torch (a tensor is recognised through ``sys.modules``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Iterable, Sequence
@@ -135,11 +136,30 @@ def _requirement(low: float | None, high: float | None, low_open: bool, high_ope
     return ""
 
 
-def _in_range(value: float, low: float | None, high: float | None, low_open: bool,
-              high_open: bool) -> bool:
-    if low is not None and (value < low or (low_open and value == low)):
-        return False
-    return not (high is not None and (value > high or (high_open and value == high)))
+@dataclasses.dataclass(frozen=True)
+class _Range:
+    """The allowed values of a numeric argument, and the words for them."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return False
+        return not (self.high is not None
+                    and (value > self.high or (self.high_open and value == self.high)))
+
+    def raise_for(self, value: Any, name: str, what: str, check: str, hint: str,
+                  typed: bool) -> None:
+        """Raise TypeError (``typed`` False: wrong type) or ValueError for a rejected value."""
+        want = f"{what} {_requirement(self.low, self.high, self.low_open, self.high_open)}"
+        tail = f"; {hint}" if hint else ""
+        if not typed:
+            raise TypeError(f"{_where(check)}{name} must be {want.rstrip()}, got "
+                            f"{describe(value)}{tail}")
+        raise ValueError(f"{_where(check)}{name} must be {want.rstrip()}, got {value!r}{tail}")
 
 
 def number(value: Any, name: str, *, low: float | None = None, high: float | None = None,
@@ -164,14 +184,12 @@ def number(value: Any, name: str, *, low: float | None = None, high: float | Non
         TypeError: Not a number (a bool is not one).
         ValueError: Not finite, or outside the range.
     """
-    tail = f"; {hint}" if hint else ""
-    bounds = _requirement(low, high, low_open, high_open)
-    want = f"a finite number {bounds}".rstrip()
+    allowed = _Range(low, high, low_open, high_open)
     if not is_number(value):
-        raise TypeError(f"{_where(check)}{name} must be {want}, got {describe(value)}{tail}")
+        allowed.raise_for(value, name, "a finite number", check, hint, typed=False)
     out = float(value)
-    if not math.isfinite(out) or not _in_range(out, low, high, low_open, high_open):
-        raise ValueError(f"{_where(check)}{name} must be {want}, got {value!r}{tail}")
+    if not math.isfinite(out) or not allowed.holds(out):
+        allowed.raise_for(value, name, "a finite number", check, hint, typed=True)
     return out
 
 
@@ -195,14 +213,12 @@ def integer(value: Any, name: str, *, low: int | None = None, high: int | None =
         TypeError: Not an int (``2.0`` and ``True`` are not).
         ValueError: Outside the range.
     """
-    tail = f"; {hint}" if hint else ""
-    bounds = _requirement(low, high, False, high_open)
-    want = f"an int {bounds}".rstrip()
+    allowed = _Range(low, high, False, high_open)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{_where(check)}{name} must be {want}, got {describe(value)}{tail}")
+        allowed.raise_for(value, name, "an int", check, hint, typed=False)
     out = int(value)
-    if not _in_range(out, low, high, False, high_open):
-        raise ValueError(f"{_where(check)}{name} must be {want}, got {out}{tail}")
+    if not allowed.holds(out):
+        allowed.raise_for(out, name, "an int", check, hint, typed=True)
     return out
 
 
@@ -260,13 +276,10 @@ def seed(value: Any, name: str = "seed", *, check: str = "") -> int:
         TypeError: Not an int.
         ValueError: Negative or too large for numpy's global RNG.
     """
-    tail = "numpy's global RNG takes seeds in [0, 2**32)"
-    try:
-        return integer(value, name, low=0, high=SEED_LIMIT, high_open=True, check=check)
-    except TypeError as exc:
-        raise TypeError(f"{exc}; {tail}") from None
-    except ValueError:
-        raise ValueError(f"{_where(check)}{name} must be in [0, 2**32), got {value}") from None
+    out = integer(value, name, check=check, hint="seeds are ints in [0, 2**32)")
+    if not 0 <= out < SEED_LIMIT:  # numpy's legacy global RNG takes no other seed
+        raise ValueError(f"{_where(check)}{name} must be in [0, 2**32), got {out}")
+    return out
 
 
 def seeds(value: Any, name: str = "seeds", *, minimum: int = 2, check: str = "") -> list[int]:

@@ -258,6 +258,74 @@ def included_pages() -> dict[str, str]:
             "changelog.md": (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")}
 
 
+def _docstring_markdown(doc: str) -> str:
+    # reST ``literal`` and :role:`target` to Markdown, as rule docs are converted.
+    doc = re.sub(r":(?:func|class|meth|mod|data|attr):`~?([^`]+)`", r"`\1`", doc)
+    return re.sub(r"(?<!`)``([^`\n]+)``(?!`)", r"`\1`", doc)
+
+
+def fixture_module_pages() -> dict[str, tuple[str, str]]:
+    """Return pages for fixture families documented in their own module docstrings.
+
+    A family that is new (``device_consistency``) gets its page from its module and
+    method docstrings, so the page exists as soon as the code does.
+
+    Returns:
+        ``{path: (navigation title, markdown)}`` for each family that imports.
+    """
+    import importlib
+    import inspect
+
+    sys.path.insert(0, str(ROOT))
+    out = {}
+    for path, title, module_name, class_name in (
+            ("fixtures/devices.md", "device_consistency", "pytest_mlcheck.devices", "DeviceConsistency"),):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        cls = getattr(module, class_name, None)
+        parts = [f"# Device consistency: `{title}`", "", _docstring_markdown(inspect.getdoc(module) or "")]
+        if cls is not None:
+            for name, member in inspect.getmembers(cls, inspect.isfunction):
+                if name.startswith("_") or not member.__doc__:
+                    continue
+                signature = str(inspect.signature(member)).replace("(self, ", "(").replace("(self)", "()")
+                parts += ["", f"## `{title}.{name}{signature}`", "", "```text",
+                          inspect.getdoc(member), "```"]
+        out[path] = (title, "\n".join(parts) + "\n")
+    return out
+
+
+def reports_page() -> str | None:
+    """Return the page of ``python -m pytest_mlcheck`` (compare, merge, prune), or None.
+
+    Returns:
+        Markdown holding each command's ``--help``, or ``None`` when the package has no
+        command line yet.
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+
+    def help_text(*args: str) -> str | None:
+        proc = subprocess.run([sys.executable, "-m", "pytest_mlcheck", *args, "--help"],
+                              capture_output=True, text=True, timeout=120, env=env)
+        return proc.stdout if proc.returncode == 0 else None
+
+    main = help_text()
+    if main is None:
+        return None
+    parts = ["# Reports across runs: compare, merge, prune", "",
+             "`python -m pytest_mlcheck` (also `mlcheck`) reads the JSON reports that "
+             "`pytest --mlcheck-report PATH` writes ([format](report.md)). The help below "
+             "is generated from the command line itself.", "", "```text", main.rstrip(), "```"]
+    for command in re.findall(r"^    (\w+)\s{2,}", main, re.M):
+        sub = help_text(command)
+        if sub:
+            parts += ["", f"## `{command}`", "", "```text", sub.rstrip(), "```"]
+    return "\n".join(parts) + "\n"
+
+
 def all_pages() -> dict[str, str]:
     """Return every generated page, by its path relative to ``docs/``.
 
@@ -267,6 +335,10 @@ def all_pages() -> dict[str, str]:
     pages = rule_pages()
     pages["reference.md"] = configuration_page()
     pages.update(included_pages())
+    pages.update({path: text for path, (_, text) in fixture_module_pages().items()})
+    reports = reports_page()
+    if reports is not None:
+        pages["reports.md"] = reports
     return pages
 
 
@@ -297,6 +369,11 @@ def on_config(config: Any) -> Any:
             section = entry["Linter"]
             section.append({"Rules": ["lint/rules/index.md"]
                             + [{Path(p).stem: p} for p in rules]})
+    for entry in config["nav"] or []:
+        if isinstance(entry, dict) and "Fixtures" in entry:
+            entry["Fixtures"] += [{title: path} for path, (title, _) in fixture_module_pages().items()]
+    if "reports.md" in _pages():
+        config["nav"].append({"Reports across runs": "reports.md"})
     if (Path(config["docs_dir"]) / "security.md").is_file():
         config["nav"].append({"Security": "security.md"})
     return config

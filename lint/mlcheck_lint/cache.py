@@ -282,12 +282,14 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None,
                     os.fchown(fh.fileno(), *owner)
                 except OSError:
                     pass  # not permitted: the writer owns the new file, as with any editor
-            if mode is not None:
+            if mode is not None and hasattr(os, "fchmod"):
                 # After fchown, which may clear set-id bits.
                 os.fchmod(fh.fileno(), stat.S_IMODE(mode))
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if mode is not None and not hasattr(os, "fchmod"):  # Windows before Python 3.13
+            os.chmod(tmp, stat.S_IMODE(mode))
         os.replace(tmp, path)
     except BaseException:
         try:

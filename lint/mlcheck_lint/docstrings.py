@@ -115,6 +115,7 @@ class Docstring:
         returns_text: The Returns section's text.
         yields_line: 0-based line of the Yields section, if any.
         rtype: A Sphinx ``:rtype:`` value, if any.
+        raises: Documented exceptions as ``(name, line, col)`` in the raw text.
         sections: Lower-cased names of every section found.
         text: The raw docstring text that was parsed.
     """
@@ -127,6 +128,7 @@ class Docstring:
     returns_text: str = ""
     yields_line: int | None = None
     rtype: str | None = None
+    raises: list[tuple[str, int, int]] = dataclasses.field(default_factory=list)
     sections: set[str] = dataclasses.field(default_factory=set)
     text: str = ""
 
@@ -166,7 +168,8 @@ def detect_style(text: str) -> str:
     for i in range(1, len(lines)):
         if _NUMPY_UNDERLINE_RE.match(lines[i]) and lines[i - 1].strip():
             header = lines[i - 1].strip().lower()
-            if header in _GOOGLE_PARAM_HEADERS | _GOOGLE_OTHER_HEADERS | _RETURNS_HEADERS | _YIELDS_HEADERS:
+            if header in _GOOGLE_PARAM_HEADERS | _GOOGLE_OTHER_HEADERS | _RETURNS_HEADERS | _YIELDS_HEADERS \
+                    | {"raises"}:  # as Google's ``Raises:`` alone makes a sectioned docstring
                 return "numpy"
     if _GOOGLE_DETECT_RE.search(text):
         return "google"
@@ -277,6 +280,8 @@ def _scan_value(text: str, pos: int) -> tuple[int, int] | None:
         closing += 1
         after += 1
     rest = text[after:].lstrip(" \t")
+    if rest.startswith("#"):
+        return start, end  # a trailing comment (``default='x'  # noqa: E501``) is not part of it
     if rest and rest[0] not in ".,;:)(]}" and not rest.startswith(("if ", "when ")):
         return None
     if rest.startswith(("if ", "when ")):
@@ -357,6 +362,30 @@ def _google_entry(body: str) -> tuple[str, str | None, int] | None:
     return None
 
 
+_EXCEPTION_RE = re.compile(r"[A-Za-z_][\w.]*")
+
+
+def _raises_entries(lines: list[str], body: list[int], doc: Docstring) -> None:
+    """Read the exception names of a Google or NumPy raises section's entry lines."""
+    indents = [_indent(lines[k]) for k in body if lines[k].strip()]
+    if not indents:
+        return
+    top = min(indents)
+    for k in body:
+        line = lines[k]
+        if not line.strip() or _indent(line) != top:
+            continue
+        head = line.split(":", 1)[0]
+        col = _lead(line)
+        for m in _EXCEPTION_RE.finditer(head, col):
+            if head[m.end():m.end() + 1] not in ("", ",", " ") and m.end() < len(head.rstrip()):
+                break
+            doc.raises.append((m.group(0).rsplit(".", 1)[-1], k, m.start()))
+            rest = head[m.end():].lstrip(" ")
+            if not rest.startswith(","):
+                break
+
+
 def _parse_google(lines: list[str]) -> Docstring:
     doc = Docstring(style="google")
     i = 0
@@ -397,6 +426,8 @@ def _parse_google(lines: list[str]) -> Docstring:
             doc.returns_text = " ".join([m.group(2)] + [lines[k].strip() for k in body]).strip()
         elif name in _YIELDS_HEADERS:
             doc.yields_line = i
+        elif name in ("raises", "raise"):
+            _raises_entries(lines, body, doc)
         elif name in _GOOGLE_PARAM_HEADERS or name in _GOOGLE_OTHER_HEADERS:
             section = "params" if name in _GOOGLE_PARAM_HEADERS else "other"
             if section == "params":
@@ -471,6 +502,8 @@ def _parse_numpy(lines: list[str]) -> Docstring:
             doc.returns_text = " ".join(lines[k].strip() for k in body)
         elif name in _YIELDS_HEADERS:
             doc.yields_line = h
+        elif name in ("raises", "raise"):
+            _raises_entries(lines, body, doc)
         elif name in _GOOGLE_PARAM_HEADERS or name in _GOOGLE_OTHER_HEADERS:
             section = "params" if name in _GOOGLE_PARAM_HEADERS else "other"
             if section == "params":
@@ -568,8 +601,11 @@ def _parse_sphinx(lines: list[str]) -> Docstring:
         elif kind in ("yields", "yield"):
             doc.sections.add("yields")
             doc.yields_line = line_no
-        elif kind in ("raises", "raise"):
+        elif kind in ("raises", "raise", "except", "exception"):
             doc.sections.add("raises")
+            search = lines[line_no].find(arg, lines[line_no].find(":") + 1) if arg else -1
+            for m in _EXCEPTION_RE.finditer(arg):
+                doc.raises.append((m.group(0).rsplit(".", 1)[-1], line_no, max(search, 0) + m.start()))
     return doc
 
 

@@ -17,6 +17,7 @@ from ._version import __version__
 from .api import Finding, Rule
 from .engine import Report
 
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 INFORMATION_URI = "https://github.com/pytest-mlcheck/pytest-mlcheck#mlcheck-lint"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
@@ -52,18 +53,68 @@ def location(f: Finding, root: Path) -> str:
     return f"{display_path(f.path, root)}:{cell}{f.line}:{f.col + 1}"
 
 
+#: ``--show-source`` does not read a file larger than this (a "too large" MLC000).
+SHOW_SOURCE_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _read_for_display(path: Path, root: Path) -> bytes | None:
+    """Return a file's bytes for ``--show-source``, or ``None`` when it must not be shown.
+
+    A symlink leading out of the project is not followed (its lines are someone else's
+    file), and only a regular file is opened, without blocking: a FIFO named ``x.py``
+    would otherwise hang the output after the run itself had finished.
+    """
+    import os
+    import stat
+
+    real = Path(os.path.realpath(path))
+    base = Path(os.path.realpath(root))
+    if real != base and base not in real.parents:
+        return None
+    try:
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > SHOW_SOURCE_MAX_BYTES:
+            return None
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _lines(text: str) -> list[str]:
+    # Python's line breaks only: str.splitlines also splits at form feeds and U+2028,
+    # which would show the wrong line for every finding below one.
+    return _LINE_BREAK.split(text)
+
+
 def _source_line(f: Finding, root: Path, cache: dict[tuple[str, int | None], list[str]]) -> str | None:
     key = (f.path, f.cell)
     if key not in cache:
+        cache[key] = []
+        data = _read_for_display(root / f.path, root)
         try:
-            data = (root / f.path).read_bytes()
-            if f.cell:
+            if data is None:
+                pass
+            elif f.cell:
                 from . import notebooks
 
                 cells = {n: t for n, t, _ in notebooks.code_cells(notebooks.read_notebook(data))}
-                cache[key] = cells.get(f.cell, "").splitlines()
+                cache[key] = _lines(cells.get(f.cell, ""))
             else:
-                cache[key] = data.decode("utf-8", errors="replace").splitlines()
+                try:
+                    from .engine import decode
+
+                    text = decode(data, python=f.path.endswith(".py"))[0]
+                except Exception:  # the very file an MLC000 says cannot be decoded
+                    text = data.decode("utf-8", errors="replace")
+                # Columns count from after a BOM, as the engine linted the text.
+                cache[key] = _lines(text.lstrip("\ufeff"))
         except Exception:
             cache[key] = []
     lines = cache[key]

@@ -16,12 +16,12 @@ collected test, anything else is not.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from ..report import suite_hash
 from .codec import HEADER_START, BaselineEntryError, BaselineFileError, entries_of, raw_entry
 from .paths import (
     DEFAULT_GROUP,
@@ -33,33 +33,6 @@ from .paths import (
     parse_variant,
 )
 from .store import BaselineFile, BaselineStore, orphan_arrays, write_file
-
-
-def suite_hash(nodeids: Iterable[str]) -> str:
-    """Return the SHA-256 of a set of node ids (sorted, one per line).
-
-    Args:
-        nodeids: Test node ids.
-
-    Returns:
-        The hex digest; equal for equal sets whatever their order.
-    """
-    text = "\n".join(sorted(set(nodeids)))
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def note_collection(state: Any, before: list[str], items: list[Any]) -> None:
-    """Record the suite as collected and how many items plugins removed (plugin use).
-
-    Args:
-        state: The plugin's :class:`~pytest_mlcheck.session.MLCheckSession`.
-        before: Node ids before any plugin's ``pytest_collection_modifyitems``.
-        items: The items after every plugin's hook.
-    """
-    after = {item.nodeid for item in items}
-    state.collected = len(set(before))
-    state.collected_sha256 = suite_hash(before)
-    state.dropped_by_plugins = len(set(before) - after)
 
 
 def partial_reasons(session: Any, state: Any) -> list[tuple[str, bool]]:

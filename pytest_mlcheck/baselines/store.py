@@ -131,8 +131,8 @@ def read_npz(path: Path) -> Any:
         raise
     except ValueError as exc:
         if "pickle" in str(exc):
-            raise ArrayFileError("it holds Python objects that would need unpickling, which "
-                                 "pytest-mlcheck never does") from None
+            raise ArrayFileError("it holds Python objects, which cannot be read without "
+                                 "unpickling, and pytest-mlcheck never unpickles") from None
         raise ArrayFileError(f"it is damaged ({exc})") from None
     except Exception as exc:  # BadZipFile, EOFError, zlib.error, OSError on a truncated file
         raise ArrayFileError(f"it is truncated or damaged ({exc})") from None

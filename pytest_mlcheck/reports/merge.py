@@ -43,7 +43,7 @@ def merged_suite(shards: list[dict[str, Any]], tests: dict[str, str]) -> dict[st
     Returns:
         A ``suite`` object, or ``None`` when a shard's report does not record one.
     """
-    from ..baselines.prune import suite_hash
+    from ..report import suite_hash
 
     suites = [s.get("suite") for s in shards]
     if not all(isinstance(s, dict) for s in suites):

@@ -171,6 +171,16 @@ def _validate_output_spec(spec: Any, path: str = "output") -> None:
 
 
 def fail(name: str, values: dict, message: str) -> None:
+    """Record a failed shape check and raise its ``AssertionError``.
+
+    Args:
+        name: The check (``check``, ``batch_invariance``...).
+        values: The record's values.
+        message: The failure message.
+
+    Raises:
+        AssertionError: Always, with ``message``.
+    """
     emit("shape", name, "FAILED", values, message)
     raise AssertionError(message)
 

@@ -178,6 +178,16 @@ def rebuild(tree: Any, items: list) -> Any:
 
 
 def random_values(spec: Spec, shape: tuple, rng: np.random.Generator) -> np.ndarray:
+    """Draw values for one input: normal floats, ids in ``[low, high)``, fair bools.
+
+    Args:
+        spec: The input's spec (dtype and value range).
+        shape: The concrete shape.
+        rng: The generator (seeded per size combination).
+
+    Returns:
+        A numpy array (int64 for integer specs, float64 for floats).
+    """
     kind = dtype_kind(spec.dtype)
     if kind == "b":
         return rng.random(shape) < 0.5
@@ -199,6 +209,21 @@ def random_values(spec: Spec, shape: tuple, rng: np.random.Generator) -> np.ndar
 
 
 def to_backend(values: np.ndarray, dtype: str, backend: str, device: Any, path: str) -> Any:
+    """Return values as the backend's array of ``dtype``, on ``device`` for torch.
+
+    Args:
+        values: The drawn values.
+        dtype: The spec's dtype name.
+        backend: ``numpy`` or ``torch``.
+        device: A torch device (the model's), or ``None``.
+        path: The input's path, for messages.
+
+    Returns:
+        A numpy array or torch tensor.
+
+    Raises:
+        ValueError: bfloat16 asked of numpy.
+    """
     if backend == "torch":
         torch = arrays.require_torch(f"generating torch input {path}")
         if dtype == "bfloat16":
@@ -387,6 +412,14 @@ def module_float_dtype(fn: Any) -> str:
 
 
 def module_device(fn: Any) -> Any:
+    """Return the device of a module's first parameter or buffer (``None`` otherwise).
+
+    Args:
+        fn: The function or model a check calls.
+
+    Returns:
+        A torch device or ``None``.
+    """
     if not arrays.is_module(fn):
         return None
     for t in itertools.chain(fn.parameters(), fn.buffers()):
@@ -411,6 +444,14 @@ def preserve_buffers(fn: Any) -> Iterator[None]:
 
 
 def describe_inputs(made: Mapping[str, Any]) -> str:
+    """Return ``x: (4, 3) float32, mask: (4,) bool``: the generated inputs in words.
+
+    Args:
+        made: Input path to the generated array.
+
+    Returns:
+        The text.
+    """
     return ", ".join(f"{p}: {arrays.shape_of(a)} {arrays.dtype_name(a)}" for p, a in made.items())
 
 
@@ -445,6 +486,15 @@ def annotate_error(exc: BaseException, fn: Any, made: Mapping[str, Any], sizes: 
 
 
 def output_leaves(tree: Any, path: str) -> Iterator[tuple[str, Any]]:
+    """Yield ``(path, leaf)`` for every leaf of an output's dicts, lists and tuples.
+
+    Args:
+        tree: What ``fn`` returned.
+        path: The root's name.
+
+    Yields:
+        Each leaf with its path (``output[0]['logits']``).
+    """
     if isinstance(tree, Mapping):
         for k, v in tree.items():
             yield from output_leaves(v, f"{path}[{k!r}]")
@@ -456,12 +506,28 @@ def output_leaves(tree: Any, path: str) -> Iterator[tuple[str, Any]]:
 
 
 def grad_mode(fn: Any):
+    """Return ``torch.no_grad()`` for a module (checks never need its gradients), else a no-op.
+
+    Args:
+        fn: The function or model a check calls.
+
+    Returns:
+        A context manager.
+    """
     torch = arrays.torch_module()
     if torch is not None and arrays.is_module(fn):
         return torch.no_grad()
     return contextlib.nullcontext()
 
 def train_mode_modules(fn: Any) -> list[str]:
+    """Name the BatchNorm and dropout layers of a module that are in training mode.
+
+    Args:
+        fn: The function or model a check calls.
+
+    Returns:
+        ``["'bn' (BatchNorm1d)", ...]``; ``[]`` for a function.
+    """
     if not arrays.is_module(fn):
         return []
     torch = arrays.require_torch("module checks")

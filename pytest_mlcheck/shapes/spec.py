@@ -37,6 +37,8 @@ _MISSING = object()
 
 @dataclasses.dataclass(frozen=True)
 class Dim:
+    """One dimension of a parsed spec: its kind, text, value and column."""
+
     kind: str  # "int", "name", "any", "star" or "ellipsis"
     text: str
     value: Any  # the size of an "int", the name of a "name" or "star"
@@ -45,6 +47,8 @@ class Dim:
 
 @dataclasses.dataclass(frozen=True)
 class ParsedSpec:
+    """A parsed spec: all dimensions, and those before, at and after the variadic one."""
+
     text: str
     dims: tuple
     head: tuple  # the dimensions before the variadic one
@@ -53,6 +57,7 @@ class ParsedSpec:
 
     @property
     def names(self) -> list[str]:
+        """Return the names the spec binds (``name`` and ``*name`` dimensions), in order."""
         return [d.value for d in self.dims if d.kind in ("name", "star")]
 
 
@@ -102,6 +107,19 @@ def _parse_text(text: str) -> ParsedSpec:
 
 
 def parse_spec(spec: Any, what: str = "spec") -> ParsedSpec:
+    """Parse a shape spec (a string or a :class:`Spec`'s shape); cached per text.
+
+    Args:
+        spec: ``"B T C"`` or a :class:`Spec`.
+        what: What the spec belongs to, for the message.
+
+    Returns:
+        The parsed spec.
+
+    Raises:
+        TypeError: Not a string or Spec.
+        ValueError: Not in the grammar; the message points at the bad dimension.
+    """
     if isinstance(spec, Spec):
         spec = spec.shape
     if not isinstance(spec, str):
@@ -137,6 +155,14 @@ def normalize_dtype(dtype: Any, what: str = "dtype") -> str:
 
 
 def dtype_kind(name: str) -> str:
+    """Return numpy's kind letter of a dtype name (``f`` for bfloat16, which numpy lacks).
+
+    Args:
+        name: A canonical dtype name (see :func:`normalize_dtype`).
+
+    Returns:
+        ``b``, ``i``, ``u``, ``f`` or ``c``.
+    """
     return "f" if name == "bfloat16" else np.dtype(name).kind
 
 
@@ -194,10 +220,27 @@ class Spec:
 
 
 def format_size(value: Any) -> str:
+    """Return a bound size as messages show it: ``4`` or ``(2, 3)`` for a ``*name``.
+
+    Args:
+        value: An int or a tuple of ints.
+
+    Returns:
+        The text.
+    """
     return str(tuple(value)) if isinstance(value, tuple) else str(value)
 
 
 def format_bindings(values: Mapping[str, Any], origins: Mapping[str, str]) -> str:
+    """Return ``B=4 (bound by 'x'), C=8 (fixed by dims)``: sizes with where they came from.
+
+    Args:
+        values: Name to size.
+        origins: Name to where it was bound.
+
+    Returns:
+        The text, ``(none)`` when empty.
+    """
     if not values:
         return "(none)"
     return ", ".join(f"{k}={format_size(v)} ({origins.get(k, 'given in dims')})"
@@ -258,6 +301,15 @@ def match_shape(shape: tuple, parsed: ParsedSpec, bound: Mapping[str, Any]) -> t
 
 
 def explain_mismatch(reason: str, origins: Mapping[str, str]) -> str:
+    """Fill the ``{origin:NAME}`` placeholders of a mismatch reason with each name's origin.
+
+    Args:
+        reason: A reason from :func:`match_shape`.
+        origins: Name to where it was bound.
+
+    Returns:
+        The reason in words.
+    """
     return re.sub(r"\{origin:(\w+)\}", lambda m: f" ({origins.get(m.group(1), 'given in dims')})",
                   reason)
 
@@ -297,6 +349,20 @@ ORIGINS = _OriginTable()
 
 
 def check_dims(dims: Any, what: str = "dims") -> dict[str, Any]:
+    """Validate fixed sizes by name (``{"C": 32, "batch": (2, 3)}``) and return them as ints.
+
+    Args:
+        dims: ``None`` or a mapping of dimension name to size (a tuple for ``*name``).
+        what: The argument's name in messages.
+
+    Returns:
+        The sizes (``{}`` for ``None``).
+
+    Raises:
+        TypeError: Not a mapping.
+        ValueError: A key that is not a dimension name, or a size that is not a
+            non-negative int.
+    """
     if dims is None:
         return {}
     if not isinstance(dims, Mapping):
@@ -320,6 +386,15 @@ def check_dims(dims: Any, what: str = "dims") -> dict[str, Any]:
 
 
 def array_shape(x: Any, what: str) -> tuple[int, ...]:
+    """Return the shape of an array or tensor, or raise ``TypeError`` naming ``what``.
+
+    Args:
+        x: A numpy array, torch tensor or array-like with ``shape`` and ``dtype``.
+        what: What it is, for the message.
+
+    Returns:
+        The shape as ints.
+    """
     if arrays.is_array(x) or (hasattr(x, "shape") and hasattr(x, "dtype")):
         return arrays.shape_of(x)
     raise TypeError(f"{what} must be a numpy array or a torch tensor, got {type(x).__name__}")

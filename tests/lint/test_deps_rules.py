@@ -251,6 +251,20 @@ def test_yaml_that_is_not_a_mapping_and_malformed_yaml(tmp_path: Path) -> None:
     assert [f.code for f in report.findings] == ["MLC200"] and "YAML" in report.findings[0].message
 
 
+@pytest.mark.parametrize("text, reason", [
+    ("a = " + "[" * 20000 + "]" * 20000 + "\n", "nested too deeply"),
+    ("[project]\noptional-dependencies = 3\n", "must be a table"),
+    ("[project]\ndependencies = \"numpy\"\n", "expected an array"),
+    ("[project]\ndependencies = [3]\n", "expected a requirement string"),
+    ("[project\n", "not valid TOML"),
+])
+def test_hostile_pyproject_is_one_finding_not_a_crash(tmp_path: Path, text: str, reason: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(text)
+    report = lint_dir(tmp_path, [c for c in api.REGISTRY if c.startswith("MLC2")])
+    assert not report.errors, report.errors
+    assert [f.code for f in report.findings] == ["MLC200"] and reason in report.findings[0].message
+
+
 def test_parsers_never_raise_on_arbitrary_text() -> None:
     from hypothesis import given, settings, strategies as st
 
@@ -472,7 +486,7 @@ def test_our_own_project_passes_the_dependency_rules() -> None:
     config = load_config(root, list(api.REGISTRY))
     config = LintConfig(root=config.root, select=tuple(codes), exclude=config.exclude,
                         extend_exclude=config.extend_exclude, settings=config.settings, cache_dir=None)
-    report = engine.run([root / "pyproject.toml", root / "lint", root / "tests" / "lint", root / "benchmarks"],
+    report = engine.run([root / "pyproject.toml", root / "lint", root / "tests" / "lint", root / "benchmarks" / "bench_deps.py"],
                         config, jobs=1, use_cache=False)
     assert not report.errors
     assert report.findings == [], "\n".join(f"{f.path}:{f.line}: {f.code} {f.message}" for f in report.findings)

@@ -222,3 +222,37 @@ def test_fix_files_recomputes_edits_even_from_a_poisoned_report(project, test_ru
     report.findings = [dataclasses.replace(finding, fix=poison)]
     outcome = fixes.fix_files(report, config, rules, unsafe=False, write=False)
     assert outcome.changed == {"a.py": (BAD, GOOD)} and outcome.applied == {"a.py": {"MLC991": 1}}
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs (root only): a real full disk, not a simulated one."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root and mount(8)")
+    mountpoint = tmp_path / "disk"
+    mountpoint.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mountpoint)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], capture_output=True)
+
+
+def test_a_really_full_disk_leaves_the_file_whole(tiny_disk, test_rules, capsys, monkeypatch):
+    body = BAD + "# padding to make the rewrite need real space\n" * 1000
+    write(tiny_disk, {"pyproject.toml": "", "a.py": body})
+    with open(tiny_disk / "filler", "wb") as fh:  # take every free block
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    monkeypatch.chdir(tiny_disk)
+    code, _, err = run_cli(capsys, *SELECT, "--no-cache", "--fix", ".")
+    assert code == 2 and "cannot fix a.py: cannot write it: No space left on device" in err
+    assert (tiny_disk / "a.py").read_text() == body  # Path.write_bytes left it truncated
+    assert _names(tiny_disk) == ["a.py", "filler", "pyproject.toml"]

@@ -216,12 +216,13 @@ def test_device_entries_parse_with_an_optional_dtype():
 
 
 def test_an_absent_device_skips_naming_it_or_fails_when_cuda_is_required(pytester, monkeypatch):
-    pytester.makeconftest("""
-        import pytest_mlcheck.devices as devices
+    import pytest_mlcheck.devices as devices
 
-        # This machine's devices are whatever it has; make CUDA and MPS absent here.
-        devices.device_available = lambda d: (True, "") if d == "cpu" else (False, "hidden by the test")
-    """)
+    # This machine's devices are whatever it has: make CUDA and MPS absent for the
+    # in-process runs below (monkeypatch restores the real lookup afterwards).
+    monkeypatch.setattr(devices, "device_available",
+                        lambda d: (True, "") if d == "cpu" else (False, "hidden by the test"))
+    monkeypatch.delenv("MLCHECK_REQUIRE_CUDA", raising=False)
     pytester.makepyfile(test_dev="""
         import pytest
         import torch

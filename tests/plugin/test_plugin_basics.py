@@ -112,8 +112,8 @@ def test_summary_section_has_a_row_per_metric_and_a_count_line(pytester):
     result.stdout.fnmatch_lines([
         "*= mlcheck =*",
         "test*metric*baseline*current*Δ*verdict",
-        "test_model.py::test_param[[]0[]]*acc*0.5*0.7*0.2 (40%)*improved",
-        "test_model.py::test_param[[]1[]]*acc*0.51*0.31*REGRESSED",
+        "*test_param[[]0[]]*acc*0.5*0.7*0.2 (40%)*improved",
+        "*test_param[[]1[]]*acc*0.51*0.31*REGRESSED",
         "13 metrics: 11 ok, 1 improved, 1 regressed",
     ])
 

@@ -17,8 +17,9 @@ def _warm_up_torch():
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
     for make in (torch.optim.SGD, torch.optim.Adam):
         opt = make(model.parameters(), lr=0.1)
+        # One step per optimizer, only to warm torch up: no gradients to clear between.
         model(torch.randn(4, 2)).sum().backward()
-        opt.step()
+        opt.step()  # noqa: MLC301
 
 
 _warm_up_torch()

@@ -36,6 +36,8 @@ def load_toml_text(text: str) -> tuple[dict[str, Any] | None, tuple[int, int, st
             return tomllib.loads(text), None
         except tomllib.TOMLDecodeError as exc:
             return None, _toml_position(str(exc))
+        except RecursionError:
+            return None, (1, 0, "nested too deeply to read")
     import tomlkit
     from tomlkit.exceptions import ParseError
 
@@ -43,6 +45,8 @@ def load_toml_text(text: str) -> tuple[dict[str, Any] | None, tuple[int, int, st
         return tomlkit.parse(text).unwrap(), None
     except ParseError as exc:
         return None, (exc.line, max(exc.col - 1, 0), str(exc))
+    except RecursionError:
+        return None, (1, 0, "nested too deeply to read")
 
 
 def _toml_position(message: str) -> tuple[int, int, str]:
@@ -178,6 +182,11 @@ def read_pyproject_text(text: str, path: str) -> Manifest:
         if "dependencies" in project:
             _array(manifest, loc, "project", "dependencies", project["dependencies"], "dependencies")
         extras = project.get("optional-dependencies")
+        if extras is not None and not isinstance(extras, dict):
+            at = loc.find_key("project", "optional-dependencies")
+            line, col = loc.position(at if at is not None else 0)
+            manifest.problems.append(ManifestProblem(path, line, col, "[project] optional-dependencies must be a table "
+                                                                      "of extra = [requirements]"))
         if isinstance(extras, dict):
             table = "project.optional-dependencies"
             for extra, values in extras.items():

@@ -28,7 +28,7 @@ _GUARD_EXCEPTIONS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseExc
 _STDLIB_EXTRA = {"distutils", "imp", "asynchat", "asyncore", "smtpd", "aifc", "audioop", "cgi", "cgitb",
                  "chunk", "crypt", "imghdr", "mailcap", "msilib", "nis", "nntplib", "ossaudiodev", "pipes",
                  "sndhdr", "spwd", "sunau", "telnetlib", "uu", "xdrlib", "lib2to3", "tomllib", "__future__",
-                 "_typeshed", "typing_extensions_stub"}
+                 "_typeshed", "_dummy_thread", "dummy_threading", "_thread"}
 #: Distributions that are used without being imported: build tools, CLIs, plugins.
 _NOT_IMPORTED = {"setuptools", "wheel", "pip", "build", "twine", "pip-tools", "uv", "pre-commit", "tox", "nox",
                  "black", "ruff", "flake8", "mypy", "pylint", "isort", "coverage", "pytest-cov", "pytest-xdist",
@@ -229,7 +229,8 @@ def distributions_for(module: str, mapping: dict[str, tuple[str, ...]]) -> tuple
 #: Folders whose code is for developing the project, not shipped with it: it may use
 #: test and development dependencies.
 DEV_FOLDERS = ("tests", "test", "testing", "benchmarks", "benchmark", "bench", "scripts", "tools", "docs")
-DEV_FILES = ("conftest.py", "noxfile.py", "tasks.py", "fabfile.py")
+DEV_FILES = ("conftest.py", "noxfile.py", "tasks.py", "fabfile.py", "testing.py", "testing_utils.py",
+             "test_utils.py")
 
 
 def is_test_file(rel: str) -> bool:
@@ -257,9 +258,15 @@ def first_party(files: Iterable[str], configured: Iterable[str] = ()) -> tuple[s
 
     Returns:
         ``(top-level names, {folder: names importable from files in that folder})``.
+        Sibling names count only in folders that are not packages (no
+        ``__init__.py``): a script run from its folder imports its neighbours, a
+        module inside a package cannot (Python 3 has no implicit relative import).
     """
     top: set[str] = set(configured)
     local: dict[str, set[str]] = {}
+    files = list(files)
+    packages = {rel.rsplit("/", 1)[0] if "/" in rel else "" for rel in files
+                if rel.rsplit("/", 1)[-1] == "__init__.py"}
     for rel in files:
         parts = rel.split("/")
         if parts[0] in ("src", "lib", "python") and len(parts) > 1:
@@ -268,6 +275,8 @@ def first_party(files: Iterable[str], configured: Iterable[str] = ()) -> tuple[s
         top.add(head)
         folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
         name = rel.rsplit("/", 1)[-1]
+        if folder in packages:
+            continue
         local.setdefault(folder, set()).add(name[:-3] if name.endswith(".py") else name)
         if "/" in folder:
             parent, sub = folder.rsplit("/", 1)

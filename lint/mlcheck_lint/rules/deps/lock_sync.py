@@ -291,6 +291,16 @@ def stale_findings(code: str, root: Path, lock: str, sources: list[str], options
                     f"--generate-hashes (source: {label}); pip --require-hashes will refuse the file; re-run pip-compile"))
 
 
+def _requirement_or_none(text: str) -> Any:
+    """Parse a requirement uv recorded; ``None`` for one packaging cannot read."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        return Requirement(text)
+    except InvalidRequirement:
+        return None
+
+
 @register
 class StandardLockStale(ProjectRule):
     """A ``pylock.toml`` or ``uv.lock`` out of sync with ``pyproject.toml``.
@@ -355,7 +365,6 @@ class StandardLockStale(ProjectRule):
                 yield from self._check(root, rel, lock_rel)
 
     def _check(self, root: Path, rel: str, lock_rel: str) -> Iterable[Finding]:
-        from packaging.requirements import Requirement
         from packaging.utils import canonicalize_name
 
         manifest = common.load(root, rel)
@@ -394,7 +403,8 @@ class StandardLockStale(ProjectRule):
                 recorded = lock.declared.get(entry.name) if not group.startswith("group:") else None
                 if group.startswith("group:"):
                     specs = (lock.declared_groups or {}).get(group[6:], [])
-                    recorded = [s for s in specs if canonicalize_name(Requirement(s).name) == entry.name] or None
+                    recorded = [s for s in specs if _requirement_or_none(s) is not None
+                                and canonicalize_name(_requirement_or_none(s).name) == entry.name] or None
                 if recorded is None:
                     yield common.finding(self.code, entry, (
                         f"{req.name} ({group}) in {where} was not declared when {lock_rel} was made "
@@ -407,7 +417,7 @@ class StandardLockStale(ProjectRule):
                     extra_marker = Marker(f'extra == "{group[9:]}"')
                     want = Marker(f"({want}) and {extra_marker}") if want is not None else extra_marker
                 envs = envs or markers.environments(extras, groups)
-                options = [Requirement(s) for s in recorded]
+                options = [r for r in map(_requirement_or_none, recorded) if r is not None]
                 if not any(markers.differences(want, o.marker, envs) == (0, 0) for o in options):
                     yield common.finding(self.code, entry, (
                         f"{req.name}: the marker in {where} ({req.marker or 'none: every environment'}) differs "

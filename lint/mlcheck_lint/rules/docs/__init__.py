@@ -6,7 +6,7 @@ package's modules and register themselves on import:
 * :mod:`.missing` MLC101-MLC103 (missing docstrings), :mod:`.coverage` MLC130;
 * :mod:`.params` MLC110-MLC112, :mod:`.defaults` MLC113, :mod:`.types` MLC114;
 * :mod:`.returns` MLC120, MLC121; :mod:`.shapes` MLC150;
-* :mod:`.readme` MLC140, MLC141 (README and docs code blocks).
+* :mod:`.readme` MLC140, MLC141 (README and docs code blocks); :mod:`.raises` MLC160-MLC162.
 
 Every per-file rule reads one shared analysis of the file (:mod:`.analysis`), built from
 CPython's ``ast`` once per file through ``ctx.cache``; none needs a libcst tree, and
@@ -45,4 +45,4 @@ OPTIONS = (
 )
 
 # The rules register themselves on import; one module per concern.
-from . import coverage, defaults, missing, params, readme, returns, shapes, types  # noqa: E402,F401
+from . import coverage, defaults, missing, params, raises, readme, returns, shapes, types  # noqa: E402,F401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
 from ...api import Edit, Finding, Fix, Rule, register
@@ -16,9 +17,11 @@ class DocumentedParamNotInSignature(Rule):
         Reports a parameter listed in the docstring's parameters section (Google
         ``Args:``, NumPy ``Parameters``, Sphinx ``:param x:``) that the signature does
         not have, usually left behind by a rename or a removal. ``*args`` may be
-        documented as ``*args``, ``args`` or ``\\*args``; a function taking
-        ``**kwargs`` may document the keywords it forwards, so it is not checked. A
-        class docstring is checked against ``__init__`` (or a dataclass's fields).
+        documented as ``*args``, ``args`` or ``\\*args``, but not as ``**args``
+        (the stars say which kind it is). A function taking ``**kwargs`` may document
+        the keywords it forwards, so its plain names are not checked; a starred entry
+        (``*argz``) can never be a forwarded keyword and still is. A class docstring
+        is checked against ``__init__`` (or a dataclass's fields).
 
     Why is this bad?
         A reader passes ``lr=`` because the docstring says so and gets a
@@ -73,11 +76,16 @@ class DocumentedParamNotInSignature(Rule):
         """
         out = []
         for t in targets(file_docs(ctx)):
-            if t.partial or any(p.kind == "starstar" for p in t.params):
+            if t.partial:
                 continue
+            out += _star_mismatches(ctx, self.code, t)
+            # With ``**kwargs``, a plain name may be a keyword it forwards; a starred
+            # entry (``*argz``) can never be one, so it is still checked.
+            forwards = any(p.kind == "starstar" for p in t.params)
             names = {p.name for p in t.params}
             documented = {p.name for p in t.doc.parsed.params} | t.also_documented
-            stale = [p for p in t.doc.parsed.params if p.name not in names and p.name not in ("self", "cls")]
+            stale = [p for p in t.doc.parsed.params if p.name not in names and p.name not in ("self", "cls")
+                     and (not forwards or _stars(p.raw_name))]
             if not stale:
                 continue
             undocumented = [p for p in t.params if p.name not in documented and p.kind not in STAR_KINDS
@@ -99,6 +107,35 @@ class DocumentedParamNotInSignature(Rule):
                                     f"signature ({sig}){hint}; remove or rename the entry",
                                     fix, (line, col + len(p.raw_name))))
         return out
+
+
+#: A template substitution (``%(data_dir)s``, as ``@fill_doc`` decorators expand).
+_PLACEHOLDER = re.compile(r"%\([A-Za-z_]\w*\)[sr]")
+
+
+def _stars(raw_name: str) -> int:
+    """Count the stars a documented name is written with (``\\*args`` counts one)."""
+    raw = raw_name.replace("\\", "").lstrip("`")
+    return len(raw) - len(raw.lstrip("*"))
+
+
+def _star_mismatches(ctx: Any, code: str, t: Any) -> list[Finding]:
+    """``**args`` documented for ``*args`` (or ``*kwargs`` for ``**kwargs``)."""
+    kinds = {p.name: p.kind for p in t.params if p.kind in STAR_KINDS}
+    out = []
+    for p in t.doc.parsed.params:
+        written = _stars(p.raw_name)
+        kind = kinds.get(p.name)
+        if kind is None or written == 0 or written == (1 if kind == "star" else 2):
+            continue
+        actual = ("*" if kind == "star" else "**") + p.name
+        meaning = "extra positional arguments" if kind == "star" else "extra keyword arguments"
+        line, col = doc_pos(ctx, t.doc, p.line, p.col)
+        out.append(finding(ctx, code, line, col,
+                           f"docstring of {what(t.d)} documents `{p.raw_name}`, but the signature has "
+                           f"`{actual}` ({meaning}): write the entry as `{actual}`",
+                           None, (line, col + len(p.raw_name))))
+    return out
 
 
 def _looks_renamed(old: str, new: str) -> bool:
@@ -123,7 +160,10 @@ class SignatureParamNotDocumented(Rule):
         (so a one-line docstring is never asked for a full ``Args:`` section).
         ``self``/``cls``, ``*args``/``**kwargs`` and underscore-prefixed parameters
         need no entry; ``__init__`` parameters documented in the class docstring
-        count. A section with a line that cannot be read as an entry is skipped.
+        count. A section with a line that cannot be read as an entry is skipped, and
+        so is a docstring with template placeholders (``%(data_dir)s``), whose
+        entries a decorator fills in at import time; the entries written out in it
+        are still checked by the other rules.
 
     Why is this bad?
         A new parameter (``label_smoothing``, ``drop_path_rate``) that is not
@@ -173,6 +213,8 @@ class SignatureParamNotDocumented(Rule):
             parsed = t.doc.parsed
             if not parsed.has_params_section or parsed.uncertain:
                 continue
+            if _PLACEHOLDER.search(t.doc.raw):
+                continue  # ``%(data_dir)s``: entries a decorator fills in at import time
             documented = {p.name for p in parsed.params} | t.also_documented
             missing = [p.name for p in t.params if p.kind not in STAR_KINDS and not p.name.startswith("_")
                        and p.name not in documented and p.name not in ("self", "cls")]

@@ -18,8 +18,10 @@ _TYPE_SYNONYMS = {"integer": "int", "boolean": "bool", "string": "str", "diction
                   "bytes": "bytes", "set": "set", "module": "module"}
 _TYPE_IGNORED = {"optional", "union", "none", "default", "or", "of", "type", "typing", "torch", "np", "numpy",
                  "nn", "keyword", "only", "positional"}
+#: ``(annotated, documented)`` pairs that agree: ``float`` accepts ``int`` (PEP 484's
+#: numeric tower), as ``--explain`` says.
 _TYPE_COMPAT = {("list", "tuple"), ("tuple", "list"), ("array", "list"), ("list", "array"),
-                ("array", "tensor"), ("tensor", "array")}
+                ("array", "tensor"), ("tensor", "array"), ("float", "int")}
 
 
 def _type_words(text: str) -> set[str] | None:

@@ -280,3 +280,196 @@ class DiscardedPandasResult(_FrameTracking):
         receiver = dotted_name(call.func.value) or "the frame"
         self.report(call, f"`{receiver}.{method}(...)` returns a new object, which is discarded here: "
                           f"`{receiver}` is unchanged; assign the result (`{receiver} = {receiver}.{method}(...)`)")
+
+
+@register
+class MergeParametersNotSet(_FrameTracking):
+    """Flags pandas merges and joins that leave their keys, kind or check implicit, and
+    ``read_csv`` without ``dtype`` for a frame whose columns are used later.
+
+    What it does:
+        Finds ``pd.merge``/``df.merge``/``df.join`` on frames without ``on`` (or
+        ``left_on``/``right_on``, ``left_index``), ``how`` or ``validate``, and
+        ``pd.read_csv(...)`` without ``dtype``/``converters`` assigned to a frame whose
+        columns the file then indexes.
+
+    Why is this bad?
+        A merge on every shared column name silently joins on columns added later; the
+        default ``how="inner"`` silently drops unmatched rows; without ``validate``,
+        duplicate keys multiply rows. ``read_csv`` guesses types per file, so a column
+        of IDs becomes float when one value is missing, or ``object`` when one is text.
+
+    Example:
+        ```python
+        rows = pd.merge(orders, customers)
+        ```
+
+    Use instead:
+        ```python
+        rows = pd.merge(orders, customers, on="customer_id", how="left", validate="many_to_one")
+        ```
+    """
+
+    code = "MLC320"
+    name = "merge-parameters-not-set"
+    summary = "pandas merge/join without on/how/validate, read_csv without dtype"
+    default = "off"
+
+    def begin_file(self, ctx: Any) -> None:
+        """Start a file.
+
+        Args:
+            ctx: The file context.
+        """
+        super().begin_file(ctx)
+        self.reads: dict[str, ast.Call] = {}
+        self.indexed: set[str] = set()
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        """Remember frames read without dtypes, then track frames.
+
+        Args:
+            node: The assignment.
+        """
+        value = node.value
+        if self.pandas and type(value) is ast.Call and \
+                qualified_names(self.ctx).resolve(value.func) in ("pandas.read_csv", "pandas.read_table") and \
+                keyword(value, "dtype") is None and keyword(value, "converters") is None and \
+                not any(kw.arg is None for kw in value.keywords):
+            for target in node.targets:
+                key = dotted_name(target)
+                if key:
+                    self.reads[key] = value
+        super().visit_Assign(node)
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        """Record column access by name.
+
+        Args:
+            node: The subscript.
+        """
+        if type(node.slice) is ast.Constant and isinstance(node.slice.value, str):
+            key = dotted_name(node.value)
+            if key:
+                self.indexed.add(key)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        """Check merges and joins.
+
+        Args:
+            node: The call.
+        """
+        if not self.pandas or any(kw.arg is None for kw in node.keywords):
+            return
+        func = node.func
+        qual = qualified_names(self.ctx).resolve(func) if type(func) in (ast.Name, ast.Attribute) else None
+        if qual == "pandas.merge":
+            kind = "merge"
+        elif type(func) is ast.Attribute and func.attr in ("merge", "join") and self.frames.known(func.value):
+            kind = func.attr
+        else:
+            return
+        given = {kw.arg for kw in node.keywords}
+        missing = []
+        if not given & {"on", "left_on", "right_on", "left_index", "right_index"}:
+            missing.append("on")
+        missing += [k for k in ("how", "validate") if k not in given]
+        if kind == "join" and len(node.args) > 1:
+            missing = [m for m in missing if m != "on"]
+        if missing:
+            self.report(node, f"`{kind}` without {', '.join(f'`{m}=`' for m in missing)}: keys, kind and "
+                              f"cardinality are implicit, so rows can be dropped or multiplied silently")
+
+    def end_file(self) -> list:
+        """Report ``read_csv`` without dtypes for frames whose columns are used.
+
+        Returns:
+            The findings.
+        """
+        for key, call in self.reads.items():
+            if key in self.indexed:
+                self.report(call, f"`{key}` is read without `dtype=` and its columns are used below: pandas "
+                                  f"guesses each column's type per file; declare the dtypes you rely on")
+        return super().end_file()
+
+
+@register
+class PandasNumpyIdioms(_FrameTracking):
+    """Flags ``df.values``, ``np.dot`` and ``df.iterrows()`` loops.
+
+    What it does:
+        Finds ``.values`` on a known DataFrame or Series, ``np.dot(a, b)``, and ``for``
+        loops over ``df.iterrows()``.
+
+    Why is this bad?
+        ``.values`` returns an ndarray or an extension array depending on the dtypes,
+        so downstream code gets different types per frame; ``to_numpy()`` is explicit.
+        ``np.dot`` means inner product for 1-D, matrix product for 2-D and a sum
+        product over odd axes for N-D; ``@``/``np.matmul`` says what is meant.
+        ``iterrows`` builds a Series per row, hundreds of times slower than the
+        vectorised column operation, and loses dtypes.
+
+    Example:
+        ```python
+        X = df.values
+        for _, row in df.iterrows():
+            total += row["price"] * row["qty"]
+        ```
+
+    Use instead:
+        ```python
+        X = df.to_numpy()
+        total = (df["price"] * df["qty"]).sum()
+        ```
+    """
+
+    code = "MLC321"
+    name = "pandas-numpy-idioms"
+    summary = "df.values, np.dot, or a df.iterrows() loop a vectorised operation replaces"
+    default = "off"
+    requires_text = ("values", "dot", "iterrows")
+
+    def begin_file(self, ctx: Any) -> None:
+        """Start a file.
+
+        Args:
+            ctx: The file context.
+        """
+        super().begin_file(ctx)
+        self.numpy = qualified_names(ctx).imports("numpy")
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        """Check ``.values``.
+
+        Args:
+            node: The attribute.
+        """
+        if node.attr == "values" and self.pandas and type(node.ctx) is ast.Load and self.frames.known(node.value):
+            parent = self.ctx.ancestors[-1] if self.ctx.ancestors else None
+            if type(parent) is ast.Call and parent.func is node:
+                return  # dict.values() is a call; df.values is not
+            self.report(node, "`.values` returns an ndarray or an extension array depending on dtypes; use "
+                              "`.to_numpy()`")
+
+    def visit_Call(self, node: ast.Call) -> None:
+        """Check ``np.dot``.
+
+        Args:
+            node: The call.
+        """
+        if self.numpy and type(node.func) is ast.Attribute and node.func.attr == "dot" and \
+                qualified_names(self.ctx).resolve(node.func) == "numpy.dot":
+            self.report(node, "`np.dot` means a different product for 1-D, 2-D and N-D input; write `a @ b` "
+                              "(or `np.matmul`) for matrix products")
+
+    def visit_For(self, node: ast.For) -> None:
+        """Check ``for ... in df.iterrows()``.
+
+        Args:
+            node: The loop.
+        """
+        it = node.iter
+        if self.pandas and type(it) is ast.Call and type(it.func) is ast.Attribute and \
+                it.func.attr in ("iterrows", "itertuples") and self.frames.known(it.func.value):
+            self.report(it, f"a Python loop over `{it.func.attr}()` is far slower than a vectorised column "
+                            f"operation and loses dtypes; compute with whole columns instead")

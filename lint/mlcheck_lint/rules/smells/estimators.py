@@ -206,3 +206,285 @@ class PreprocessingLeakage(SmellRule):
         while self.functions:
             self._finish(self.functions.pop())
         return super().end_file()
+
+
+_TUNED_MODULES = ("sklearn.ensemble.", "sklearn.svm.", "sklearn.tree.", "sklearn.neighbors.", "sklearn.cluster.",
+                  "sklearn.neural_network.", "sklearn.linear_model.", "sklearn.gaussian_process.",
+                  "sklearn.kernel_ridge.", "xgboost.", "lightgbm.")
+_NO_TUNING = {"LinearRegression", "GaussianNB", "DummyClassifier", "DummyRegressor"}
+
+
+@register
+class HyperparametersNotSet(SmellRule):
+    """Flags an estimator or optimizer built with every tuning parameter left to its default.
+
+    What it does:
+        Finds a scikit-learn (or XGBoost/LightGBM) estimator constructed without any
+        argument (``RandomForestClassifier()``) and a ``torch.optim`` optimizer given
+        only its parameters (``torch.optim.Adam(model.parameters())``).
+
+    Why is this bad?
+        Defaults change between releases (scikit-learn changed ``n_estimators``,
+        ``solver``, ``gamma`` and ``max_features`` defaults), so an upgrade silently
+        changes results; and the experiment does not record what it ran with.
+
+    Example:
+        ```python
+        clf = RandomForestClassifier()
+        ```
+
+    Use instead:
+        ```python
+        clf = RandomForestClassifier(n_estimators=300, max_depth=None, random_state=0)
+        ```
+    """
+
+    code = "MLC319"
+    name = "hyperparameters-not-set"
+    summary = "estimator or optimizer built with every hyperparameter left to its default"
+    default = "off"
+    requires_text = ("sklearn", "optim", "xgboost", "lightgbm")
+
+    def visit_Call(self, node: ast.Call) -> None:
+        """Check a call.
+
+        Args:
+            node: The call.
+        """
+        if type(node.func) not in (ast.Name, ast.Attribute):
+            return
+        qual = qualified_names(self.ctx).resolve(node.func)
+        if not qual:
+            return
+        last = qual.rsplit(".", 1)[-1]
+        if not last[:1].isupper():
+            return
+        if qual.startswith(_TUNED_MODULES) and last not in _NO_TUNING and not node.args and not node.keywords:
+            self.report(node, f"`{last}()` leaves every hyperparameter to the library's default, which "
+                              f"changes between releases; set the ones that matter explicitly")
+        elif qual.startswith("torch.optim.") and qual.count(".") == 2 and len(node.args) <= 1 \
+                and not node.keywords and node.args:
+            self.report(node, f"`{last}(params)` relies on the default learning rate and settings; pass "
+                              f"`lr=` (and the others you depend on) explicitly")
+
+
+_THRESHOLD_METRICS = {"accuracy_score", "f1_score", "precision_score", "recall_score", "balanced_accuracy_score",
+                      "fbeta_score", "jaccard_score"}
+_RANKING_METRICS = {"roc_auc_score", "average_precision_score", "precision_recall_curve", "roc_curve",
+                    "log_loss", "brier_score_loss", "det_curve", "top_k_accuracy_score"}
+
+
+@register
+class ThresholdOnlyValidation(SmellRule):
+    """Flags an evaluation that only computes threshold-dependent metrics.
+
+    What it does:
+        Finds a function (or script) that computes accuracy, F1, precision or recall
+        with ``sklearn.metrics`` but never a threshold-free metric (ROC-AUC, PR-AUC,
+        log loss, Brier score).
+
+    Why is this bad?
+        Accuracy and F1 at the default 0.5 threshold depend on a cut-off nobody chose:
+        they hide a model that ranks well but is badly calibrated, and swing with
+        class balance, so model comparisons are unreliable.
+
+    Example:
+        ```python
+        print(accuracy_score(y_test, clf.predict(X_test)))
+        ```
+
+    Use instead:
+        ```python
+        print(accuracy_score(y_test, clf.predict(X_test)))
+        print(roc_auc_score(y_test, clf.predict_proba(X_test)[:, 1]))
+        ```
+    """
+
+    code = "MLC322"
+    name = "threshold-only-validation"
+    summary = "only threshold-dependent metrics, no threshold-free one, in an evaluation"
+    default = "off"
+    requires_text = ("sklearn",)
+
+    def begin_file(self, ctx: Any) -> None:
+        """Start a file.
+
+        Args:
+            ctx: The file context.
+        """
+        super().begin_file(ctx)
+        self.scopes: list[list[Any]] = [[None, False]]  # [first threshold metric call, ranking seen]
+
+    def visit_FunctionDef(self, node: ast.AST) -> None:
+        """Open a function.
+
+        Args:
+            node: The function.
+        """
+        self.scopes.append([None, False])
+
+    def leave_FunctionDef(self, node: ast.AST) -> None:
+        """Close a function.
+
+        Args:
+            node: The function.
+        """
+        self._finish(self.scopes.pop())
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+    leave_AsyncFunctionDef = leave_FunctionDef
+
+    def visit_Call(self, node: ast.Call) -> None:
+        """Record metric calls.
+
+        Args:
+            node: The call.
+        """
+        qual = qualified_names(self.ctx).resolve(node.func) if type(node.func) in (ast.Name, ast.Attribute) else None
+        if not qual or not qual.startswith("sklearn.metrics"):
+            return
+        last = qual.rsplit(".", 1)[-1]
+        scope = self.scopes[-1]
+        if last in _RANKING_METRICS:
+            scope[1] = True
+        elif last in _THRESHOLD_METRICS and scope[0] is None:
+            scope[0] = node
+
+    def _finish(self, scope: list[Any]) -> None:
+        if scope[0] is not None and not scope[1]:
+            self.report(scope[0], "only threshold-dependent metrics here: they depend on an unchosen "
+                                  "0.5 cut-off; also report a threshold-free one (`roc_auc_score`, "
+                                  "`average_precision_score`)")
+
+    def end_file(self) -> list:
+        """Report the module-level evaluation.
+
+        Returns:
+            The findings.
+        """
+        while self.scopes:
+            self._finish(self.scopes.pop())
+        return super().end_file()
+
+
+_SCALING_SENSITIVE = {"SVC", "SVR", "LinearSVC", "LinearSVR", "NuSVC", "NuSVR", "KNeighborsClassifier",
+                      "KNeighborsRegressor", "PCA", "KMeans", "LogisticRegression", "MLPClassifier",
+                      "MLPRegressor", "Ridge", "Lasso", "ElasticNet", "SGDClassifier", "SGDRegressor"}
+_SCALERS = {"StandardScaler", "MinMaxScaler", "RobustScaler", "MaxAbsScaler", "Normalizer", "QuantileTransformer",
+            "PowerTransformer", "Pipeline", "make_pipeline", "ColumnTransformer", "make_column_transformer",
+            "scale", "minmax_scale", "robust_scale", "normalize"}
+
+
+@register
+class UnscaledFeatures(SmellRule):
+    """Flags a scaling-sensitive estimator fitted where nothing scales the features.
+
+    What it does:
+        Finds ``.fit`` of an SVM, k-nearest neighbours, PCA, k-means, penalised linear
+        model or MLP in a function (or script) that uses no scaler and no pipeline.
+
+    Why is this bad?
+        These estimators measure distances or penalise coefficients: a feature in
+        thousands dominates one in fractions, so the model effectively ignores the
+        small-scale features and results depend on the units chosen.
+
+    Example:
+        ```python
+        SVC(C=1.0).fit(X_train, y_train)
+        ```
+
+    Use instead:
+        ```python
+        make_pipeline(StandardScaler(), SVC(C=1.0)).fit(X_train, y_train)
+        ```
+    """
+
+    code = "MLC323"
+    name = "unscaled-features"
+    summary = "scaling-sensitive estimator fitted on features no scaler touched"
+    default = "off"
+    requires_text = ("sklearn",)
+
+    def begin_file(self, ctx: Any) -> None:
+        """Start a file.
+
+        Args:
+            ctx: The file context.
+        """
+        super().begin_file(ctx)
+        self.sensitive: dict[str, str] = {}
+        self.scopes: list[list[Any]] = [[[], False]]  # [(fit call, estimator)], scaled
+
+    def visit_FunctionDef(self, node: ast.AST) -> None:
+        """Open a function.
+
+        Args:
+            node: The function.
+        """
+        self.scopes.append([[], False])
+
+    def leave_FunctionDef(self, node: ast.AST) -> None:
+        """Close a function.
+
+        Args:
+            node: The function.
+        """
+        self._finish(self.scopes.pop())
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+    leave_AsyncFunctionDef = leave_FunctionDef
+
+    def _estimator(self, node: ast.AST) -> str | None:
+        if type(node) is ast.Call:
+            qual = qualified_names(self.ctx).resolve(node.func) or ""  # type: ignore[attr-defined]
+            last = qual.rsplit(".", 1)[-1]
+            return last if qual.startswith("sklearn.") and last in _SCALING_SENSITIVE else None
+        key = dotted_name(node)
+        return self.sensitive.get(key) if key else None
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        """Remember names bound to scaling-sensitive estimators.
+
+        Args:
+            node: The assignment.
+        """
+        found = self._estimator(node.value) if type(node.value) is ast.Call else None
+        for target in node.targets:
+            key = dotted_name(target)
+            if key and found:
+                self.sensitive[key] = found
+            elif key:
+                self.sensitive.pop(key, None)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        """Record scalers and fits.
+
+        Args:
+            node: The call.
+        """
+        func = node.func
+        qual = qualified_names(self.ctx).resolve(func) if type(func) in (ast.Name, ast.Attribute) else None
+        if qual and qual.startswith("sklearn.") and qual.rsplit(".", 1)[-1] in _SCALERS:
+            self.scopes[-1][1] = True
+            return
+        if type(func) is ast.Attribute and func.attr in ("fit", "fit_transform", "fit_predict"):
+            estimator = self._estimator(func.value)
+            if estimator:
+                self.scopes[-1][0].append((node, estimator))
+
+    def _finish(self, scope: list[Any]) -> None:
+        if scope[1]:
+            return
+        for node, estimator in scope[0]:
+            self.report(node, f"`{estimator}` is sensitive to feature scale, and nothing here scales the "
+                              f"features; fit it in `make_pipeline(StandardScaler(), {estimator}(...))`")
+
+    def end_file(self) -> list:
+        """Report module-level fits.
+
+        Returns:
+            The findings.
+        """
+        while self.scopes:
+            self._finish(self.scopes.pop())
+        return super().end_file()

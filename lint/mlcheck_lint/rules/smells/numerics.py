@@ -99,8 +99,11 @@ class ComparisonWithNaN(SmellRule):
             symbol = {ast.Eq: "==", ast.NotEq: "!=", ast.Is: "is", ast.IsNot: "is not"}[type(op)]
             always = "True" if negated else "False"
             suggestion = fix.edits[0].text if fix else "an isnan/isna test"
-            self.report(node, f"`{symbol}` against NaN is always {always} (NaN equals nothing, itself "
-                              f"included); use `{suggestion}`", fix)
+            if type(op) in (ast.Is, ast.IsNot):
+                why = "tests for that one NaN object and misses every NaN arithmetic or parsing produces"
+            else:
+                why = f"is always {always} (NaN equals nothing, itself included)"
+            self.report(node, f"`{symbol}` against NaN {why}; use `{suggestion}`", fix)
 
     def _fix(self, node: ast.Compare, found: tuple[str, str, str], other: ast.AST, negated: bool) -> Fix | None:
         names = qualified_names(self.ctx)

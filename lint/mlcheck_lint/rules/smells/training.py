@@ -413,3 +413,85 @@ class LossAccumulatedWithGraph(SmellRule):
         while self.scopes:
             self._finish(self.scopes.pop())
         return super().end_file()
+
+
+_MODEL_NAME = re.compile(r"(model|net|network|encoder|decoder|classifier|generator|discriminator|backbone)\w*",
+                         re.IGNORECASE)
+
+
+@register
+class EvaluationWithoutEvalMode(SmellRule):
+    """Flags evaluation under ``torch.no_grad()`` of a model never put into ``.eval()``.
+
+    What it does:
+        Finds a call of a model (a name such as ``model``, ``net``, ``encoder``) inside
+        a ``torch.no_grad()``/``torch.inference_mode()`` block, where the file never
+        calls ``.eval()`` (or ``.train(False)``) on that model.
+
+    Why is this bad?
+        ``no_grad`` only turns off gradient tracking. Dropout keeps dropping and
+        batch norm keeps using (and updating) batch statistics, so validation scores
+        are noisy and too low, and batch norm's running statistics drift.
+
+    Example:
+        ```python
+        with torch.no_grad():
+            val_logits = model(val_x)
+        ```
+
+    Use instead:
+        ```python
+        model.eval()
+        with torch.no_grad():
+            val_logits = model(val_x)
+        ```
+    """
+
+    code = "MLC315"
+    name = "evaluation-without-eval-mode"
+    summary = "evaluation under no_grad with a model never put into eval mode"
+    default = "preview"
+    requires_text = ("no_grad", "inference_mode")
+
+    def begin_file(self, ctx: Any) -> None:
+        """Start a file.
+
+        Args:
+            ctx: The file context.
+        """
+        super().begin_file(ctx)
+        self.evaluated: set[str] = notebook_state(ctx, "MLC315.eval", set)
+        self.calls: dict[str, ast.AST] = {}
+
+    def visit_Call(self, node: ast.Call) -> None:
+        """Record ``.eval()`` calls and model calls under ``no_grad``.
+
+        Args:
+            node: The call.
+        """
+        func = node.func
+        if type(func) is ast.Attribute and (func.attr == "eval" and not node.args or func.attr == "train" and
+                                            node.args and type(node.args[0]) is ast.Constant
+                                            and node.args[0].value is False):
+            key = dotted_name(func.value)
+            if key:
+                self.evaluated.add(key)
+            return
+        key = dotted_name(func)
+        if key is None or key in self.calls or not _MODEL_NAME.fullmatch(key.rsplit(".", 1)[-1]):
+            return
+        if under_no_grad(self.ctx, self.ctx.ancestors):
+            self.calls[key] = node
+
+    def end_file(self) -> list:
+        """Report models evaluated but never switched to eval mode.
+
+        Returns:
+            The findings.
+        """
+        for key, node in self.calls.items():
+            if key not in self.evaluated:
+                self.report(node, f"`{key}` is evaluated under `no_grad` but never put into eval mode: "
+                                  f"dropout and batch norm still act as in training; call `{key}.eval()` "
+                                  f"first (and `.train()` after)")
+        return super().end_file()
