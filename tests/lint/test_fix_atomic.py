@@ -242,15 +242,20 @@ def tiny_disk(tmp_path):
 
 
 def test_a_really_full_disk_leaves_the_file_whole(tiny_disk, test_rules, capsys, monkeypatch):
-    body = BAD + "# padding to make the rewrite need real space\n" * 1000
+    # Exactly 12 pages: the fix adds one byte, so the new text needs a 13th page. A
+    # truncate-then-write frees the 12 and then fails on the 13th, losing the file.
+    body = BAD + "#" * (12 * 4096 - len(BAD) - 1) + "\n"
     write(tiny_disk, {"pyproject.toml": "", "a.py": body})
-    with open(tiny_disk / "filler", "wb") as fh:  # take every free block
-        try:
-            while True:
-                fh.write(b"\0" * 4096)
-                fh.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
+    fd = os.open(tiny_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    try:  # take every free block
+        for size in (65536, 4096, 512, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
+    finally:
+        os.close(fd)
     monkeypatch.chdir(tiny_disk)
     code, _, err = run_cli(capsys, *SELECT, "--no-cache", "--fix", ".")
     assert code == 2 and "cannot fix a.py: cannot write it: No space left on device" in err

@@ -6,6 +6,7 @@ The full run (2,000+ programs) is ``benchmarks/fuzz_lint.py``; this is its small
 from __future__ import annotations
 
 import hypothesmith
+import pytest
 import libcst
 from hypothesis import HealthCheck, given, settings
 from libcst.metadata import MetadataWrapper, PositionProvider
@@ -38,3 +39,44 @@ def test_generated_programs_never_crash_a_rule(source):
     assert fast.exact or module.code != source
     for node, rng in MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider).items():
         assert fast.get(node) == (rng.start.line, rng.start.column, rng.end.line, rng.end.column)
+
+
+def _pathological_corpus():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_lint.py"
+    spec = importlib.util.spec_from_file_location("fuzz_lint", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.pathological_corpus()
+
+
+CORPUS = _pathological_corpus()
+#: Big inputs stay in benchmarks/fuzz_lint.py (each in its own process, --jobs 2).
+SLOW = {"literal_10mb.py", "literal_3mb_list.py", "notebook_deep_json.ipynb", "sum_10000.py"}
+
+
+@pytest.mark.parametrize("name", sorted(set(CORPUS) - SLOW))
+def test_pathological_file_is_linted_quickly_without_a_crash(name):
+    import time
+
+    kind = "notebook" if name.endswith(".ipynb") else "python"
+    task = engine.FileTask(name, name, kind)
+    start = time.perf_counter()
+    result = engine.lint_data(task, CORPUS[name], INSTANCES, Settings(), ENABLED, max_size=4 * 2**20)
+    took = time.perf_counter() - start
+    assert result["errors"] == [], result["errors"]
+    assert took < 10, f"{name} took {took:.1f} s"
+    for finding in result["findings"]:
+        assert finding["line"] >= 1 and finding["col"] >= 0
+
+
+def test_the_worst_inputs_are_refused_with_a_reason():
+    for name, why in [("literal_10mb.py", "too large"), ("sum_10000.py", "nested too deeply"),
+                      ("notebook_deep_json.ipynb", "nested too deeply"), ("nested_lists_2000.py", "nested")]:
+        kind = "notebook" if name.endswith(".ipynb") else "python"
+        result = engine.lint_data(engine.FileTask(name, name, kind), CORPUS[name], INSTANCES, Settings(),
+                                  ENABLED, max_size=4 * 2**20)
+        messages = [f["message"] for f in result["findings"] if f["code"] == "MLC000"]
+        assert messages and why in messages[0], (name, messages)

@@ -439,12 +439,12 @@ def test_fixture_records_and_fails_in_a_session(pytester):
     result.stdout.fnmatch_lines([
         "*`augment` is not deterministic: run 1 and run 2 with the same seed (0)*",
         "*output: numpy.ndarray of shape (3,), dtype float64*",
-        "*determinism*deterministic(augment)*FAILED*",
+        "*test_buggy*determinism*deterministic(a*FAILED*",
     ])
     data = json.loads((pytester.path / "report.json").read_text())
     kinds = {(r["name"], r["verdict"]) for r in data["records"] if r["kind"] == "determinism"}
     assert ("deterministic(augment)", "FAILED") in kinds
-    assert ("seed_sensitive(<lambda>)", "ok") in kinds and len(kinds) == 4
+    assert ("seed_sensitive(test_fixed.<locals>.<lambda>)", "ok") in kinds and len(kinds) == 4
 
 
 def test_determinism_works_without_torch(pytester, numpy_only):

@@ -187,7 +187,7 @@ def test_spec_normalises_dtypes():
     ({"shape": "B", "low": 1.0, "high": 0.0}, "must be below high"),
     ({"shape": "B", "dtype": "int64", "low": 0.5, "high": 3}, "must be an integer"),
     ({"shape": "B", "dtype": "bool", "low": 0, "high": 1}, "takes no low/high"),
-    ({"shape": "B", "low": float("nan")}, "must be finite"),
+    ({"shape": "B", "low": float("nan")}, "must be a finite number"),
     ({"shape": "B", "dtype": "int8", "high": 1000}, "does not fit dtype int8"),
     ({"shape": "B", "dtype": "uint8", "low": -1, "high": 3}, "does not fit dtype uint8"),
 ])

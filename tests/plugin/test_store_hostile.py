@@ -242,6 +242,8 @@ def test_lone_surrogate_metric_name_under_xdist_is_no_internal_error(pytester, n
     report = json.loads((pytester.path / "report.json").read_text())
     assert report["tests"] == {"test_model.py::test_bad_name": "failed",
                                "test_model.py::test_good": "passed"}
+    # The workers' view of the collected suite reaches the controller's report.
+    assert report["suite"]["collected"] == 2 and len(report["suite"]["collected_sha256"]) == 64
 
 
 @pytest.mark.parametrize("edit, expected", [
