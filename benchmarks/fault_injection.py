@@ -68,24 +68,51 @@ def test_case(metric_regression, i):
 BLOCK_TORCH = 'import sys\nsys.modules["torch"] = None\n'
 
 
-def _kill_after(cmd: list[str], cwd: Path, env: dict[str, str], delay: float) -> bool:
-    """Run ``cmd``, SIGKILL it after ``delay`` seconds; return whether it was still running."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        proc.wait(timeout=delay)
+class Killer:
+    """Runs a command and SIGKILLs it at a random moment of a run's expected duration.
+
+    The duration is re-estimated from every run that finished before its kill, so the
+    kills keep landing inside runs when the machine's load changes.
+
+    Args:
+        rng: The source of the kill moments.
+        duration: The first estimate, in seconds (an uninterrupted run's wall time).
+    """
+
+    def __init__(self, rng: random.Random, duration: float) -> None:
+        self.rng = rng
+        self.duration = duration
+
+    def moment(self) -> float:
+        """Return when to kill: half the kills in the second half of a run, where files
+        are written, the other half anywhere in it."""
+        if self.rng.random() < 0.5:
+            return self.rng.uniform(0.5 * self.duration, self.duration)
+        return self.rng.uniform(0.0, self.duration)
+
+    def run(self, cmd: list[str], cwd: Path, env: dict[str, str]) -> bool:
+        """Run ``cmd`` and kill it (its whole process group); return whether it was killed.
+
+        Args:
+            cmd: The command.
+            cwd: Its working directory.
+            env: Its environment.
+
+        Returns:
+            True when it was still running at the kill.
+        """
+        delay = self.moment()
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        self.duration = 0.5 * self.duration + 0.5 * (time.perf_counter() - start)
         return False
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        return True
-
-
-def _moment(rng: random.Random, duration: float) -> float:
-    # Half the kills land in the second half of a run, where the files are written.
-    if rng.random() < 0.5:
-        return rng.uniform(0.5 * duration, duration)
-    return rng.uniform(0.0, duration)
 
 
 # ---- the plugin ------------------------------------------------------------------------
@@ -167,6 +194,7 @@ def run_plugin(kills: int, rng: random.Random, modules: int = 4, tests: int = 10
         subprocess.run(_pytest_cmd(), cwd=where, env=env, check=True,
                        stdout=subprocess.DEVNULL)
         duration = time.perf_counter() - start
+        killer = Killer(rng, duration)
         scales = {0.0}
         seen: set[tuple[str, str]] = set()
         violations = check_plugin(where, seen, scales)
@@ -174,7 +202,7 @@ def run_plugin(kills: int, rng: random.Random, modules: int = 4, tests: int = 10
         for round_ in range(1, kills + 1):
             env["SCALE"] = str(float(round_))
             scales.add(float(round_))
-            killed += _kill_after(_pytest_cmd(), where, env, _moment(rng, duration))
+            killed += killer.run(_pytest_cmd(), where, env)
             violations += [f"kill {round_}: {p}" for p in check_plugin(where, seen, scales)]
         base = where / "mlcheck_baselines"
         named = set()
@@ -280,6 +308,7 @@ def run_lint(kills: int, rng: random.Random, files: int = 200) -> dict:
         start = time.perf_counter()
         subprocess.run(_lint_cmd(where), cwd=where, check=True, stdout=subprocess.DEVNULL)
         duration = time.perf_counter() - start
+        killer = Killer(rng, duration)
         fixed = {p.name: p.read_bytes() for p in src.glob("*.py")}
         original = {f"mod_{n:03d}.py": t.encode() for n, t in enumerate(sources)}
         changed = sum(fixed[n] != original[n] for n in original)
@@ -287,8 +316,7 @@ def run_lint(kills: int, rng: random.Random, files: int = 200) -> dict:
         killed = partial_runs = temp_files = 0
         for round_ in range(1, kills + 1):
             restore()
-            killed += _kill_after(_lint_cmd(where), where, dict(os.environ),
-                                  _moment(rng, duration))
+            killed += killer.run(_lint_cmd(where), where, dict(os.environ))
             found, done = check_lint(src, original, fixed)
             violations += [f"kill {round_}: {p}" for p in found]
             partial_runs += 0 < done < changed

@@ -1,7 +1,6 @@
 """Output formats: text, json, sarif (2.1.0) and github workflow commands; rule tables.
 
-The JSON schema (``schema_version`` 1) is documented in the README and kept stable:
-fields are only ever added.
+The JSON schema (``schema_version`` 1) is kept stable: fields are only ever added.
 """
 
 from __future__ import annotations
@@ -18,7 +17,10 @@ from .api import Finding, Rule
 from .engine import Report
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-INFORMATION_URI = "https://github.com/pytest-mlcheck/pytest-mlcheck#mlcheck-lint"
+#: The documentation site (``[project.urls] Documentation``); each rule has its page
+#: there, generated from its docstring (``docs/lint/rules/<CODE>.md``).
+DOCS_URI = "https://pytest-mlcheck.readthedocs.io"
+INFORMATION_URI = f"{DOCS_URI}/lint/"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
@@ -301,6 +303,18 @@ def json_report(report: Report) -> str:
     return json.dumps(data, indent=2) + "\n"
 
 
+def rule_url(code: str) -> str:
+    """Return the address of a rule's page on the documentation site.
+
+    Args:
+        code: The rule code.
+
+    Returns:
+        The page's URL (MkDocs directory URLs: ``.../lint/rules/MLC103/``).
+    """
+    return f"{DOCS_URI}/lint/rules/{code}/"
+
+
 def _first_paragraph(doc: str) -> str:
     for block in doc.split("\n\n"):
         block = block.strip()
@@ -317,7 +331,7 @@ def _sarif_rule(rule: type[Rule]) -> dict[str, Any]:
         "shortDescription": {"text": rule.summary or rule.code},
         "fullDescription": {"text": _first_paragraph(doc) or rule.summary or rule.code},
         "help": {"text": doc or rule.summary, "markdown": doc_markdown(doc) or rule.summary},
-        "helpUri": f"{INFORMATION_URI}-rules",
+        "helpUri": rule_url(rule.code),
         "defaultConfiguration": {"level": "warning" if rule.code != "MLC000" else "error",
                                  "enabled": rule.default == "on"},
         "properties": {"tags": ["mlcheck", rule.name] if rule.name else ["mlcheck"],

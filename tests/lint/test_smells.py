@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcheck_lint.api import REGISTRY, FileContext, ProjectContext, ProjectRule, load_families
+from mlcheck_lint.api import REGISTRY, FileContext, ProjectRule, load_families
 from mlcheck_lint.fixes import apply_edits
 from mlcheck_lint.traversal import walk_ast
 

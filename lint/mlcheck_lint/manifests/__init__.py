@@ -25,7 +25,7 @@ from .requirements_txt import read_requirements_text
 
 __all__ = ["DeclaredRequirement", "Include", "IndexOption", "Lock", "LockedPackage", "Manifest",
            "ManifestProblem", "REQUIREMENTS_PATTERNS", "MANIFEST_PATTERNS", "LOCK_PATTERNS",
-           "declared_requirements", "expand_includes", "is_manifest", "manifest_kind",
+           "declared_requirements", "expand_includes", "is_lock_output", "is_manifest", "manifest_kind",
            "project_manifest_paths", "read_file", "read_manifest"]
 
 #: Requirements-format files (pip syntax).
@@ -261,12 +261,38 @@ def expand_includes(root: Path, rel: str, cache: dict[str, Manifest] | None = No
     return out
 
 
+def is_lock_output(root: Path, rel: str, cache: dict[str, Manifest] | None = None) -> bool:
+    """Say whether a requirements ``.txt`` is a pip-tools lock rather than a declaration.
+
+    Args:
+        root: The project root.
+        rel: The file, project-relative.
+        cache: Parsed manifests by path (filled in).
+
+    Returns:
+        ``True`` when it carries pip-compile's (or ``uv pip compile``'s) header or an
+        ``X.in`` sits next to it.
+    """
+    if not rel.endswith(".txt"):
+        return False
+    if (Path(root) / (rel[:-4] + ".in")).is_file():
+        return True
+    cache = {} if cache is None else cache
+    if rel not in cache:
+        text, problem = read_file(Path(root), rel)
+        if problem is not None:
+            return False
+        cache[rel] = read_requirements_text(text, rel)
+    return cache[rel].header is not None
+
+
 def declared_requirements(root: Path) -> list[DeclaredRequirement]:
     """Return every requirement a project declares, in its root-level manifests.
 
     Reads ``pyproject.toml``, ``setup.cfg``, ``environment.yml`` and the requirements
-    files at the root and in ``requirements/`` (with their includes). Locks are not
-    declarations and are left out. Unreadable files and bad lines are skipped here;
+    files at the root and in ``requirements/`` (with their includes). Locks
+    (``pylock.toml``, ``uv.lock``, pip-compile outputs) are not declarations and are
+    left out: their sources are. Unreadable files and bad lines are skipped here;
     MLC200 reports them.
 
     Args:
@@ -285,6 +311,8 @@ def declared_requirements(root: Path) -> list[DeclaredRequirement]:
         if kind in ("pylock", "uv.lock"):
             continue
         if kind == "requirements":
+            if is_lock_output(root, rel, cache):
+                continue  # a pip-compile lock: its source (.in) is the declaration
             reqs = expand_includes(root, rel, cache).requirements
         else:
             text, problem = read_file(root, rel)

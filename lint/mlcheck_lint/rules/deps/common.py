@@ -19,8 +19,8 @@ from ...api import Edit, Finding, Fix
 from ...manifests import DeclaredRequirement, Manifest
 
 #: Names of extras and dependency groups that hold test / development tools only.
-TEST_GROUP = re.compile(r"(^|[-_:])(test|tests|testing|dev|develop|development|lint|linting|"
-                        r"typing|types|mypy|ci|qa|check|checks|bench|benchmark|benchmarks|docs|doc)($|[-_])")
+TEST_GROUP = re.compile(r"(^|[-_:./])(test|tests|testing|dev|develop|development|lint|linting|"
+                        r"typing|types|mypy|ci|qa|check|checks|bench|benchmark|benchmarks|docs|doc)($|[-_.])")
 
 _READ: dict[tuple[str, str, int, int], tuple[str | None, Any]] = {}
 

@@ -28,10 +28,8 @@ from typing import Any, Iterable, Iterator
 
 from ...api import Finding
 from ...docstrings import DocParam, Docstring, literal_value, parse_docstring
+from ...project_index import DATACLASS_DECORATORS, dotted, suites
 
-DATACLASS_DECORATORS = {"dataclass", "dataclasses.dataclass", "attr.s", "attr.attrs", "attrs.define",
-                        "attr.define", "define", "frozen", "attrs.frozen", "attr.frozen",
-                        "pydantic.dataclasses.dataclass"}
 STAR_KINDS = ("star", "starstar")
 _NESTED_CLASS_EXEMPT = {"Meta", "Config"}
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
@@ -88,31 +86,6 @@ class Def:
     is_property: bool = False
     is_static: bool = False
     abstract: bool = False
-
-
-def dotted(node: Any) -> str:
-    """Return ``a.b.c`` for a name, attribute chain, call or subscript of one (else ``""``).
-
-    Args:
-        node: An ``ast`` expression.
-
-    Returns:
-        The dotted name.
-    """
-    parts = []
-    while True:
-        if isinstance(node, ast.Call):
-            node = node.func
-        elif isinstance(node, ast.Subscript):
-            node = node.value
-        elif isinstance(node, ast.Attribute):
-            parts.append(node.attr)
-            node = node.value
-        elif isinstance(node, ast.Name):
-            parts.append(node.id)
-            return ".".join(reversed(parts))
-        else:
-            return ""
 
 
 def _first_string(body: list[Any]) -> Any:
@@ -175,25 +148,6 @@ def _literal_all(module: Any) -> set[str] | None:
             return None  # built dynamically: fall back to the underscore rule
         names |= set(listed)
     return names
-
-
-def suites(stmt: Any) -> Iterator[list[Any]]:
-    """Yield the statement lists nested in a compound statement (bodies, else, handlers).
-
-    Args:
-        stmt: An ``ast`` statement.
-
-    Returns:
-        An iterator of statement lists.
-    """
-    for field in ("body", "orelse", "finalbody"):
-        value = getattr(stmt, field, None)
-        if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
-            yield value
-    for handler in getattr(stmt, "handlers", ()):
-        yield handler.body
-    for case in getattr(stmt, "cases", ()):
-        yield case.body
 
 
 class FileDocs:
