@@ -599,6 +599,8 @@ class MetricRegression:
         Raises:
             AssertionError: Shape, dtype or values changed, or no snapshot exists.
             TypeError: ``array`` is not an array of numbers.
+            BaselineEntryError: The baseline entry holds metrics, not an array (the
+                test switched from ``check`` to ``check_array``); re-record it.
         """
         __tracebackhide__ = True
         import numpy as np

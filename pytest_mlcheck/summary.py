@@ -235,6 +235,32 @@ _CHECK_COLUMNS = [Column("test", cut="left", min_width=24, shrink=3), Column("ch
                   Column("detail", cut="right", min_width=20, drop=1, shrink=1)]
 
 
+def coverage_line(records: list[CheckRecord]) -> str:
+    """Return the one line that sums up the non-finite guard's coverage records.
+
+    Args:
+        records: The ``guard``/``coverage`` records (one per test that ran a module).
+
+    Returns:
+        ``non-finite guard: 1,234 module outputs checked in 56 tests`` plus, when some
+        module classes bypass ``nn.Module.__call__``, how many calls went unchecked and
+        the classes with the most of them.
+    """
+    checked = sum(int(r.values.get("module_outputs", 0)) for r in records)
+    bypassed: dict[str, int] = {}
+    for r in records:
+        for name, count in dict(r.values.get("bypassed_classes", {})).items():
+            bypassed[name] = bypassed.get(name, 0) + int(count)
+    line = (f"non-finite guard: {plural(checked, 'module output')} checked in "
+            f"{plural(len(records), 'test')}")
+    if bypassed:
+        top = sorted(bypassed.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+        more = "" if len(bypassed) <= 3 else f", +{len(bypassed) - 3} more"
+        line += (f"; {plural(sum(bypassed.values()), 'call')} not checked (their class bypasses "
+                 f"nn.Module.__call__): " + ", ".join(f"{k} ({v})" for k, v in top) + more)
+    return line
+
+
 def lines(records: list[CheckRecord], written: list[str], extra_lines: list[str],
           verbose: int = 0, outcomes: Mapping[str, str] | None = None,
           width: int | None = -1) -> list[str]:
@@ -279,14 +305,24 @@ def lines(records: list[CheckRecord], written: list[str], extra_lines: list[str]
             these = [r for r in metric_like if r.kind == kind]
             if these:
                 out.append(count_line(these, kind, outcomes))
-    others = [r for r in records if r.kind not in ("metric", "array")]
+    coverage = [r for r in records if r.kind == "guard" and r.name == "coverage"]
+    others = [r for r in records if r.kind not in ("metric", "array") and r not in coverage]
     if others:
         if out:
             out.append("")
+        shown = others
+        if verbose <= 0 and len(others) > MAX_OK_ROWS:
+            shown = [r for r in others if _verdict(r, outcomes) not in ("ok", EXPECTED)]
         rows = [[r.nodeid, r.kind, r.name, _verdict(r, outcomes),
-                 r.message.splitlines()[0] if r.message else ""] for r in others]
-        out += table(rows, _CHECK_COLUMNS, width)
+                 r.message.splitlines()[0] if r.message else ""] for r in shown]
+        if rows:
+            out += table(rows, _CHECK_COLUMNS, width)
+        hidden = len(others) - len(shown)
+        if hidden:
+            out.append(f"({plural(hidden, 'ok or expected row')} not shown; -v shows every row)")
         out.append(count_line(others, "check", outcomes))
+    if coverage:
+        out.append(coverage_line(coverage))
     if written:
         out.append("")
         out.append(f"baselines written ({len(written)}):")

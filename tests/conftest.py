@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+# Lint fixture trees are inputs to the linter (some hold their own tests/ folders that
+# import packages that exist only there); pytest must never collect them.
+collect_ignore = ["lint/fixtures"]
+
 try:
     # pytester's in-process runs remove modules first imported during the inner
     # session, and torch cannot be imported twice in one process. Importing it here,

@@ -39,7 +39,9 @@ def _load_script(name: str):
 
 def test_core_dependencies_are_what_every_run_needs() -> None:
     assert _names(PROJECT["dependencies"]) == {"pytest", "numpy", "tomlkit", "packaging",
-                                               "filelock", "libcst"}
+                                               "filelock", "libcst", "tomli"}
+    tomli = next(Requirement(r) for r in PROJECT["dependencies"] if r.startswith("tomli"))
+    assert tomli.marker is not None and not tomli.marker.evaluate({"python_version": "3.11"})
     pytest_req = next(Requirement(r) for r in PROJECT["dependencies"] if r.startswith("pytest"))
     assert "7.4" not in pytest_req.specifier and pytest_req.specifier.contains("8.0")
 
@@ -82,6 +84,9 @@ def test_min_constraints_pin_every_declared_floor(tmp_path: Path) -> None:
         req = Requirement(text)
         if canonicalize_name(req.name) == "pytest-mlcheck":
             continue
+        if req.marker is not None and not req.marker.evaluate({"extra": "test"}):
+            assert canonicalize_name(req.name) not in pins, text  # not for this Python
+            continue
         floor = next(s.version for s in req.specifier if s.operator == ">=")
         assert pins[canonicalize_name(req.name)] == floor, text
     assert "torch" not in pins  # not asked for: py310-min runs numpy only
@@ -102,7 +107,8 @@ def test_test_lock_covers_the_test_requirements() -> None:
     wanted = (_names(PROJECT["dependencies"]) | _names(PROJECT["optional-dependencies"]["hypothesis"])
               | _names(PROJECT["optional-dependencies"]["test"])) - {"pytest-mlcheck"}
     lines = (ROOT / "requirements" / "test.in").read_text(encoding="utf-8").splitlines()
-    listed = {canonicalize_name(x.strip()) for x in lines if x.strip() and not x.startswith("#")}
+    listed = {canonicalize_name(Requirement(x).name) for x in lines
+              if x.strip() and not x.startswith("#")}
     assert listed == wanted
     pins = {}
     for line in (ROOT / "requirements" / "test.txt").read_text(encoding="utf-8").splitlines():

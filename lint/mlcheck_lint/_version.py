@@ -1,3 +1,3 @@
 """The linter's version (a module of its own so every part can import it cheaply)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

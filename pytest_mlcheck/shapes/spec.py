@@ -430,6 +430,7 @@ def assert_shape(x: Any, spec: Any, dims: MutableMapping[str, Any] | None = None
         AssertionError: The shape or dtype does not match; the message names the
             failing dimension and every binding with where it was bound.
         ValueError: The spec has bad syntax or the dtype is unknown.
+        TypeError: ``x`` is not an array or tensor, or ``dims`` is not a dict.
     """
     parsed = parse_spec(spec)
     if dtype is None and isinstance(spec, Spec):

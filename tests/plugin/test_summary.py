@@ -209,3 +209,33 @@ def test_terminal_width_rules() -> None:
     assert summary.terminal_width({"BUILD_NUMBER": "7"}) is None
     assert summary.terminal_width({"COLUMNS": "10"}) == 80
     assert summary.terminal_width({"COLUMNS": "junk"}) >= summary.MIN_WIDTH
+
+
+def test_a_long_green_run_lists_only_real_failures_unless_verbose() -> None:
+    """243 rows of ``ok`` and ``expected`` bury the one that matters; -v shows them all."""
+    records = [record(f"t::ok{i}", "ok") for i in range(60)]
+    records += [record(f"t::caught{i}", "FAILED") for i in range(5)]
+    records.append(record("t::real", "FAILED", message="outputs differ"))
+    outcomes = {f"t::caught{i}": "passed" for i in range(5)} | {"t::real": "failed"}
+    out = summary.lines(records, [], [], outcomes=outcomes, width=None)
+    body = [line for line in out if line.startswith("t::")]
+    assert body == [line for line in out if "t::real" in line] and len(body) == 1
+    assert "(65 ok or expected rows not shown; -v shows every row)" in out
+    assert out[-1] == "66 checks: 60 ok, 1 failed, 5 failed as expected"
+    verbose = summary.lines(records, [], [], verbose=1, outcomes=outcomes, width=None)
+    assert len([line for line in verbose if line.startswith("t::")]) == 66
+    short = summary.lines(records[:10], [], [], width=None)
+    assert len([line for line in short if line.startswith("t::")]) == 10
+
+
+def test_guard_coverage_is_one_line_not_a_row_per_test() -> None:
+    cov = [CheckRecord(kind="guard", nodeid=f"t::{i}", name="coverage", verdict="ok",
+                       values={"module_outputs": 10, "bypassed_classes": {"GP": i}})
+           for i in range(3)]
+    out = summary.lines(cov + [record("t::x", "ok")], [], [], width=None)
+    assert not any(line.startswith("t::0") for line in out)
+    assert out[-1] == ("non-finite guard: 30 module outputs checked in 3 tests; 3 calls not "
+                       "checked (their class bypasses nn.Module.__call__): GP (3)")
+    one = summary.coverage_line([CheckRecord(kind="guard", nodeid="t::a", name="coverage",
+                                             verdict="ok", values={"module_outputs": 10})])
+    assert one == "non-finite guard: 10 module outputs checked in 1 test"
