@@ -4,9 +4,9 @@ Usage::
 
     python -m venv /work/venvs/pydoclint && /work/venvs/pydoclint/bin/pip install pydoclint
     python -m venv /work/venvs/torchfix && /work/venvs/torchfix/bin/pip install torchfix
-    python -m venv /work/venvs/dslinter && /work/venvs/dslinter/bin/pip install --no-deps dslinter \\
-        pylint==2.12.2 astroid==2.9.3 && /work/venvs/dslinter/bin/pip install wrapt lazy-object-proxy \\
-        toml "isort<6" "mccabe<0.7" platformdirs typing-extensions
+    # dslinter 2.0.9 pins pylint 2.12.2 / astroid 2.9.3, whose wrapt 1.13 does not build on
+    # Python 3.11+; on 3.9 everything installs from wheels:
+    python3.9 -m venv /work/venvs/dslinter && /work/venvs/dslinter/bin/pip install dslinter
     python benchmarks/bench_smells.py /work/corpora/timm --rounds 3 --jobs 2
 
 For one tree, interleaved in every round, on the same cores:
@@ -20,7 +20,8 @@ For one tree, interleaved in every round, on the same cores:
 * TorchFix (``-j JOBS``), cold, and dslinter (pylint with the dslinter plugin and only
   its messages, ``-j JOBS``), cold, once each (``--peer-rounds``), as they take minutes.
 
-Medians of wall and CPU time (the command and its workers, from ``wait4``), and peak
+Medians of wall and CPU time (the command and every descendant, forkserver workers
+included: see ``bench_lint.timed``), and peak
 memory of the process tree. Not a test: the machine is shared, so only same-run ratios
 mean anything. Bars (issue 14): cold all-default <= 2x pydoclint CPU (issue 11: 1.5x),
 warm <= 0.1x, >= 20x faster than TorchFix and dslinter, peak memory < 1 GB.

@@ -54,6 +54,9 @@ class Suite:
         args: Extra pytest arguments (``-k`` subsets, ``-W`` options, ``-p`` plugins).
         env: Environment variables the suite's tests read.
         note: Why the subset or options were chosen, printed with the results.
+        overhead_tests: Test paths for ``--overhead`` (default: ``tests``).
+        overhead_args: Extra pytest arguments for ``--overhead`` (default: ``args``).
+        overhead_note: What the overhead subset is and why.
     """
 
     name: str
@@ -63,13 +66,22 @@ class Suite:
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     note: str = ""
+    overhead_tests: tuple[str, ...] = ()
+    overhead_args: tuple[str, ...] = ()
+    overhead_note: str = ""
 
 
 SUITES: dict[str, Suite] = {s.name: s for s in (
     Suite("einops", "0.8.2", deps=(), tests=("einops/tests",),
           env=(("EINOPS_TEST_BACKENDS", "numpy,torch"),),
           note="numpy and torch backends (the ones installed); test_notebooks needs nbconvert "
-               "and is deselected"),
+               "and is deselected",
+          overhead_args=("-k", "not test_notebooks and not torch_compile",
+                         "-o", "mlcheck_allow_nonfinite=einops/tests/test_layers.py::test_reduce_imperative"),
+          overhead_note="all of einops/tests but test_notebooks (nbconvert missing) and the 3 "
+                        "torch.compile tests (inductor compile time, 190 s of 218 s, would swamp "
+                        "the guards); test_reduce_imperative's expected Inf opted out so both "
+                        "configurations run the same code"),
     Suite("skorch", "1.4.0", deps=("scikit-learn", "scipy", "tabulate", "tqdm", "pandas", "flaky"),
           tests=("skorch/tests/test_classifier.py", "skorch/tests/test_regressor.py",
                  "skorch/tests/test_probabilistic.py", "skorch/tests/callbacks/test_scoring.py",
@@ -115,7 +127,10 @@ def prepare(suite: Suite, work: str) -> tuple[str, str]:
     archive = next((os.path.join(sdists, f) for f in os.listdir(sdists)
                     if f.lower().startswith(f"{suite.name.lower()}-{suite.version}.")), None)
     if archive is None:
-        run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
+        # ``--no-binary NAME`` rather than ``:all:``: the same sdist comes down, but pip may
+        # take the build backend (hatchling, setuptools) as wheels; with ``:all:`` it builds
+        # the whole backend chain from source first, minutes per suite.
+        run([sys.executable, "-m", "pip", "download", "--no-binary", suite.name, "--no-deps",
              "-d", sdists, f"{suite.name}=={suite.version}"])
         archive = next(os.path.join(sdists, f) for f in os.listdir(sdists)
                        if f.lower().startswith(f"{suite.name.lower()}-{suite.version}."))
@@ -164,14 +179,21 @@ def _children_cpu() -> float:
 
 
 def run_pytest(suite: Suite, python: str, src: str, label: str, extra: list[str],
-               k: str | None, work: str, timeout: float) -> Outcome:
-    """Run the suite's tests once and read the outcomes back from the JUnit XML report."""
+               k: str | None, work: str, timeout: float, tests: tuple[str, ...] | None = None,
+               suite_args: tuple[str, ...] | None = None) -> Outcome:
+    """Run the suite's tests once and read the outcomes back from the JUnit XML report.
+
+    ``tests`` and ``suite_args`` replace the suite's own ``tests`` and ``args`` when given
+    (the overhead mode's subset).
+    """
     xml = os.path.join(work, "results", f"{suite.name}-{label.replace(' ', '_')}.xml")
     os.makedirs(os.path.dirname(xml), exist_ok=True)
     if os.path.exists(xml):
         os.remove(xml)
-    args = [python, "-m", "pytest", *suite.tests, "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
-            "-o", "addopts=", "--junitxml", xml, "-o", "junit_family=xunit2", *suite.args, *extra]
+    tests = suite.tests if tests is None else tests
+    suite_args = suite.args if suite_args is None else suite_args
+    args = [python, "-m", "pytest", *tests, "-q", "-p", "no:randomly", "-p", "no:cacheprovider",
+            "-o", "addopts=", "--junitxml", xml, "-o", "junit_family=xunit2", *suite_args, *extra]
     if k:
         args += ["-k", k]
     env = {**os.environ, **dict(suite.env), "PYTHONDONTWRITEBYTECODE": "1"}
@@ -229,6 +251,84 @@ def _excerpt(message: str, lines: int = 12) -> str:
     return "\n".join(text[:lines])
 
 
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _uptime() -> str:
+    """The ``uptime`` line (load averages), or ``os.getloadavg()`` where there is no uptime."""
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def overhead(suite: Suite, python: str, src: str, opts: argparse.Namespace) -> dict:
+    """Measure the guards' overhead on one suite: interleaved rounds, medians.
+
+    Every round runs each configuration once (plain, ``--mlcheck``, and ``-n 2 --mlcheck``
+    unless ``--no-xdist``); the order rotates from round to round so that a load swing
+    does not land on one configuration only. Each run's wall time, CPU time of pytest and
+    its children (``RUSAGE_CHILDREN`` delta) and the ``uptime`` line before it are kept.
+    One ``--collect-only`` run first warms the file cache and is not counted.
+    """
+    tests = suite.overhead_tests or suite.tests
+    args = suite.overhead_args or suite.args
+    configs = [("plain", []), ("mlcheck", ["--mlcheck"])]
+    if not opts.no_xdist:
+        configs.append(("xdist mlcheck", ["-n", "2", "--mlcheck"]))
+    run_pytest(suite, python, src, "warmup", ["--collect-only"], opts.k, opts.work, opts.timeout,
+               tests, args)
+    rounds: list[dict] = []
+    for r in range(opts.rounds):
+        order = configs[r % len(configs):] + configs[:r % len(configs)]
+        for label, extra in order:
+            load = _uptime()
+            o = run_pytest(suite, python, src, f"overhead {label}", extra, opts.k, opts.work,
+                           opts.timeout, tests, args)
+            row = {"round": r + 1, "config": label, "wall": o.wall, "cpu": o.cpu, "uptime": load,
+                   "counts": counts(o.outcomes), "tests": len(o.outcomes), "exit": o.returncode}
+            rounds.append(row)
+            print(f"  round {r + 1} {label:14s} wall {o.wall:7.1f} s  cpu {o.cpu:7.1f} s  "
+                  f"{row['counts']}  | {load}", flush=True)
+            if not o.outcomes:
+                print("    no JUnit report; output tail:\n" + o.tail)
+    summary: dict[str, dict] = {}
+    for label, _ in configs:
+        mine = [row for row in rounds if row["config"] == label]
+        summary[label] = {"wall": _median([row["wall"] for row in mine]),
+                          "cpu": _median([row["cpu"] for row in mine]),
+                          "counts": sorted({row["counts"] for row in mine})}
+    plain = summary["plain"]
+    for label, values in summary.items():
+        values["wall_ratio"] = values["wall"] / plain["wall"] if plain["wall"] else None
+        values["cpu_ratio"] = values["cpu"] / plain["cpu"] if plain["cpu"] else None
+    # The same ratio taken within each round (neighbouring runs, similar load), then the median.
+    for label, _ in configs[1:]:
+        per_round = []
+        for r in range(opts.rounds):
+            a = [row for row in rounds if row["round"] == r + 1 and row["config"] == "plain"]
+            b = [row for row in rounds if row["round"] == r + 1 and row["config"] == label]
+            if a and b and a[0]["cpu"]:
+                per_round.append(b[0]["cpu"] / a[0]["cpu"])
+        summary[label]["cpu_ratio_per_round"] = per_round
+        summary[label]["cpu_ratio_per_round_median"] = _median(per_round) if per_round else None
+    print(f"\n=== {suite.name} {suite.version} overhead, {opts.rounds} interleaved rounds, medians: "
+          f"{suite.overhead_note or suite.note}")
+    for label, values in summary.items():
+        ratio = "" if label == "plain" else (f"  ratio wall {values['wall_ratio']:.3f}x cpu "
+                                             f"{values['cpu_ratio']:.3f}x (per-round cpu median "
+                                             f"{values['cpu_ratio_per_round_median']:.3f}x)")
+        print(f"  {label:14s} wall {values['wall']:7.1f} s  cpu {values['cpu']:7.1f} s  "
+              f"{'; '.join(values['counts'])}{ratio}")
+        if len(values["counts"]) > 1:
+            print("    outcome counts differ between rounds: the runs did not do the same work")
+    return {"suite": suite.name, "version": suite.version, "tests": list(tests), "args": list(args),
+            "note": suite.overhead_note or suite.note, "rounds": rounds, "summary": summary}
+
+
 def main(argv: Iterable[str] | None = None) -> int:
     """Run the chosen suites and print the comparison; return 0 (differences are data)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -240,11 +340,22 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--no-xdist", action="store_true", help="skip the -n 2 --mlcheck run")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per pytest run")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
+    parser.add_argument("--overhead", action="store_true",
+                        help="measure the guards' overhead (each suite's overhead subset, "
+                             "interleaved rounds, medians) instead of comparing outcomes")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per configuration for --overhead")
     opts = parser.parse_args(list(argv) if argv is not None else None)
+    if opts.rounds < 1:
+        parser.error("--rounds must be at least 1")
     results = []
     for name in opts.suite or list(SUITES):
         suite = SUITES[name]
         python, src = prepare(suite, opts.work)
+        if opts.overhead:
+            results.append(overhead(suite, python, src, opts))
+            if opts.json:  # after every suite, so a late failure keeps the earlier ones
+                _write_json(opts.json, results)
+            continue
         runs = [("plain", []), ("mlcheck", ["--mlcheck"])]
         if not opts.no_xdist:
             runs.append(("xdist mlcheck", ["-n", "2", "--mlcheck"]))
@@ -274,9 +385,16 @@ def main(argv: Iterable[str] | None = None) -> int:
                     print("      " + _excerpt(message).replace("\n", "\n      "))
         results.append(entry)
     if opts.json:
-        with open(opts.json, "w", encoding="utf-8") as f:
-            json.dump(results, f, indent=2)
+        _write_json(opts.json, results)
     return 0
+
+
+def _write_json(path: str, results: list) -> None:
+    """Write the results atomically (a temporary file, then a rename)."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=2)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@ Usage::
 
     # library trees: the wheels' sources
     pip download --no-deps timm==1.0.31 transformers==5.24.0 pytorch-lightning==2.6.6 \\
-        torchvision==0.29.1 -d /tmp/wheels          # unzip each into /work/corpora/<name>
+        torchvision==0.29.2 -d /tmp/wheels          # unzip each into /work/corpora/<name>
+    # (this machine's pip constraints cap torchvision at 0.29.1: PIP_CONSTRAINT=/dev/null for the download)
     # training scripts and notebooks: the GitHub repositories at the commits listed in
-    # REAL_CODE below, each checked out as /tmp/real/<owner>+<repo>
+    # REAL_CODE below, each checked out as /tmp/real/<owner>+<repo> (git archive <commit>;
+    # from a partial mirror, the .py/.ipynb/manifest blobs that it holds)
     python benchmarks/smells_precision.py --wheels /work/corpora --real /tmp/real
 
 For every corpus it runs ``mlcheck-lint`` with every default-on MLC3xx rule (no cache),
@@ -33,12 +35,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_lint import _become_subreaper, _reap_orphans  # noqa: E402  (the shared CPU accounting)
 LABELS = ROOT / "benchmarks" / "smells_labels.csv"
 FIELDS = ["package", "version", "path", "cell", "line", "code", "verdict", "reason"]
 
 #: (package, version, folder under --wheels)
 WHEELS = [("timm", "1.0.31", "timm"), ("transformers", "5.24.0", "transformers"),
-          ("pytorch-lightning", "2.6.6", "pytorch_lightning"), ("torchvision", "0.29.1", "torchvision")]
+          ("pytorch-lightning", "2.6.6", "pytorch_lightning"), ("torchvision", "0.29.2", "torchvision")]
 #: (GitHub repository, commit): training scripts, tutorials and notebooks.
 REAL_CODE = [
     ("pytorch/examples", "77f55b9"), ("huggingface/accelerate", "16cb6eb8"), ("skorch-dev/skorch", "5db0ddc"),
@@ -78,9 +82,14 @@ def lint(root: Path, codes: list[str], jobs: int) -> tuple[list[dict], float, fl
     """
     cmd = [sys.executable, "-m", "mlcheck_lint", "--select", ",".join(codes), "--no-cache", "--exit-zero",
            "--format", "json", "-j", str(jobs), str(root)]
+    # The engine's pool workers are forked by a forkserver that the main process never
+    # waits for: as a child subreaper this process inherits and reaps it, so the workers'
+    # CPU time reaches RUSAGE_CHILDREN (os.times() alone saw the main process only).
+    _become_subreaper()
     start = time.perf_counter()
     before = os.times()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+    _reap_orphans()
     after = os.times()
     wall = time.perf_counter() - start
     cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)

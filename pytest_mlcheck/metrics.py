@@ -82,26 +82,57 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
             for r in [header] + rows]
 
 
-def seed_statistics(values: list[float]) -> dict[str, Any]:
+def _binary_exponent(magnitude: float) -> int:
+    """Return ``e`` with ``magnitude < 2**e``: dividing by ``2**e`` is exact and keeps |x| < 1."""
+    return math.frexp(magnitude)[1] if magnitude > 0 else 0
+
+
+def seed_statistics(values: list[float], name: str = "metric") -> dict[str, Any]:
     """Return what a baseline keeps of one metric's per-seed values.
+
+    The sums are taken over the values scaled by a power of two (exact), so values near
+    the float range (``1e200``, or many seeds of ``1e306``) neither overflow nor warn,
+    and ordinary values give bit-for-bit the plain formula's result.
 
     Args:
         values: The metric under each seed (at least two).
+        name: The metric's name, for the error message.
 
     Returns:
         ``mean``, ``std`` (sample, ``n - 1``), ``n``, ``min`` and ``max``; mean and std
         are NaN when a value is not finite.
+
+    Raises:
+        ValueError: The values are finite but their standard deviation is not
+            representable as a float (it overflows), naming the metric.
     """
     n = len(values)
     finite = all(math.isfinite(v) for v in values)
-    mean = math.fsum(values) / n if finite else float("nan")
-    std = (math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
-           if finite and n > 1 else float("nan"))
+    mean = std = float("nan")
+    if finite:
+        e = _binary_exponent(max(abs(v) for v in values))
+        scaled = [math.ldexp(v, -e) for v in values]
+        mean_s = math.fsum(scaled) / n
+        mean = math.ldexp(mean_s, e)
+        if n > 1:
+            std_s = math.sqrt(math.fsum((v - mean_s) ** 2 for v in scaled) / (n - 1))
+            try:
+                std = math.ldexp(std_s, e)
+            except OverflowError:
+                std = math.inf
+            if not math.isfinite(std):
+                raise ValueError(
+                    f"metric {name!r}: the standard deviation of its per-seed values "
+                    f"(from {min(values)!r} to {max(values)!r}) overflows a float; report "
+                    f"the metric in larger units, or as a logarithm")
     return {"mean": mean, "std": std, "n": n, "min": min(values), "max": max(values)}
 
 
 def noise_band(current: Mapping[str, Any], baseline: Mapping[str, Any], sigmas: float) -> float:
     """Return ``sigmas`` standard errors of the difference of two means.
+
+    Computed on the standard deviations scaled by a power of two (exact), so a std of
+    ``1e200`` does not overflow when squared, nor one of ``1e-200`` underflow to 0.
 
     Args:
         current: ``std`` and ``n`` of the current runs.
@@ -109,14 +140,24 @@ def noise_band(current: Mapping[str, Any], baseline: Mapping[str, Any], sigmas: 
         sigmas: How many standard errors count as noise.
 
     Returns:
-        ``sigmas * sqrt(std²/n + baseline_std²/baseline_n)``.
+        ``sigmas * sqrt(std²/n + baseline_std²/baseline_n)``; ``inf`` only when that
+        number is beyond the float range.
     """
-    return sigmas * math.sqrt(current["std"] ** 2 / current["n"]
-                              + baseline["std"] ** 2 / baseline["n"])
+    e = _binary_exponent(max(abs(current["std"]), abs(baseline["std"])))
+    a, b = math.ldexp(current["std"], -e), math.ldexp(baseline["std"], -e)
+    root = math.sqrt(a ** 2 / current["n"] + b ** 2 / baseline["n"])
+    try:
+        return sigmas * math.ldexp(root, e)
+    except OverflowError:
+        return math.inf
 
 
 def array_statistics(arr: np.ndarray) -> dict[str, float]:
     """Return the summary a snapshot's TOML entry keeps: mean, std, min, max of finite values.
+
+    Mean and std are taken over the values scaled by a power of two (exact), so values
+    near the float range neither overflow nor warn: both are at most the largest
+    magnitude, and ordinary arrays give bit-for-bit numpy's plain result.
 
     Args:
         arr: The snapshot.
@@ -130,8 +171,26 @@ def array_statistics(arr: np.ndarray) -> dict[str, float]:
     if not finite.size:
         return {}
     f64 = finite.astype(np.float64)
-    return {"mean": float(f64.mean()), "std": float(f64.std()), "min": float(f64.min()),
-            "max": float(f64.max())}
+    lo, hi = float(f64.min()), float(f64.max())
+    e = _binary_exponent(max(abs(lo), abs(hi)))
+    scaled = np.ldexp(f64, -e) if e else f64
+    return {"mean": math.ldexp(float(scaled.mean()), e),
+            "std": math.ldexp(float(scaled.std()), e), "min": lo, "max": hi}
+
+
+def _percent_change(current: float, baseline: float) -> float | None:
+    """Return ``100 * (current - baseline) / |baseline|``, finite for finite inputs.
+
+    Near the float range ``100 * delta`` (or ``delta`` itself) overflows; the same
+    number is then computed in an order that does not.
+    """
+    if baseline == 0:
+        return None
+    delta = current - baseline
+    pct = 100.0 * delta / abs(baseline)
+    if not math.isfinite(pct):
+        pct = (current / abs(baseline) - math.copysign(1.0, baseline)) * 100.0
+    return pct
 
 
 def verdict(current: float, baseline: float, band: float, direction: str) -> str:
@@ -451,7 +510,10 @@ class MetricRegression:
                 if metric in current:
                     vals = current[metric]
                     finite = all(math.isfinite(v) for v in vals)
-                    row["stats"] = seed_statistics(vals)
+                    try:
+                        row["stats"] = seed_statistics(vals, metric)
+                    except ValueError as exc:
+                        raise ValueError(f"metric_regression.{method}: {exc}") from None
                     row["current"] = row["stats"]["mean"]
                     row["per_seed"] = vals
                     if not finite:
@@ -478,12 +540,18 @@ class MetricRegression:
                 if repeated:
                     st = row["stats"]
                     noise = noise_band(st, b, sigmas)
+                    if not math.isfinite(noise):
+                        raise ValueError(
+                            f"metric_regression.{method}: metric {metric!r}: the noise band "
+                            f"{sigmas:g} * sqrt(std²/n + baseline_std²/baseline_n) overflows "
+                            f"a float (std {st['std']!r}, baseline std {b['std']!r}); lower "
+                            f"sigmas or report the metric in larger units")
                     row["noise_band"] = noise
                     row["baseline_std"], row["baseline_n"] = b["std"], b["n"]
                     band = max(band, noise)
                 row["band"] = band
                 row["delta"] = cur - bm
-                row["delta_pct"] = 100.0 * (cur - bm) / abs(bm) if bm != 0 else None
+                row["delta_pct"] = _percent_change(cur, bm)
                 row["verdict"] = verdict(cur, bm, band, direction)
             rows.append(row)
 
@@ -611,7 +679,7 @@ class MetricRegression:
             raise TypeError(f"name must be a non-empty str, got {name!r}")
         if isinstance(array, (list, tuple)) or np.isscalar(array):
             array = np.asarray(array)
-        arr = np.array(to_numpy(array), copy=True)
+        arr = np.array(to_numpy(array, f"array {name!r}"), copy=True)
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"array {name!r}: expected numbers (bool, int or float), "
                             f"got dtype {arr.dtype}")

@@ -214,7 +214,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.fixture
 def metric_regression(request: pytest.FixtureRequest):
-    """Compare metrics against baselines reviewed in pull requests (see README)."""
+    """Compare metrics with baselines stored in the repository and reviewed in pull requests.
+    ``check({"accuracy": acc}, higher_is_better=["accuracy"])`` fails when a metric
+    regresses beyond its tolerance (``mlcheck_atol``/``mlcheck_rtol``, or per call);
+    ``check_array(name, array)`` compares an array or tensor with its snapshot;
+    ``check_repeated(fn, seeds=range(5))`` compares per-seed means, noise-aware.
+    Record or update baselines with ``pytest --mlcheck-update``.
+    """
     from .metrics import MetricRegression
 
     return MetricRegression(request, request.config.stash[SESSION])
@@ -222,7 +228,13 @@ def metric_regression(request: pytest.FixtureRequest):
 
 @pytest.fixture
 def determinism(request: pytest.FixtureRequest):
-    """Check that code is deterministic, seed-invariant or seed-sensitive."""
+    """Check that code is reproducible under one seed and reacts to seeds as it should.
+    ``check(fn, *args, runs=2, seed=0)`` calls ``fn`` repeatedly under one seed and
+    requires identical outputs; ``check_seed_invariant(fn, *args, seeds=(0, 1))``
+    requires equal outputs across seeds (evaluation, inference);
+    ``check_seed_sensitive(fn, *args)`` requires different outputs across seeds and
+    equal ones under the same seed (augmentation, sampling). Each returns ``fn``'s output.
+    """
     from .determinism import Determinism
 
     return Determinism(request)
@@ -230,7 +242,13 @@ def determinism(request: pytest.FixtureRequest):
 
 @pytest.fixture
 def shape_invariants(request: pytest.FixtureRequest):
-    """Check shapes, batch independence and invariance, and causality across sizes."""
+    """Check output shapes across input sizes, and that samples in a batch do not mix.
+    ``check(fn, inputs, output, dims=...)`` calls ``fn`` on generated inputs of many
+    sizes (shape specs such as ``"B T D"``) and checks every output's shape;
+    ``batch_independence(fn, x)`` requires output row i to depend only on input row i;
+    ``batch_invariance(fn, x)`` requires a sample's output not to depend on its batch;
+    ``causality(fn, x, time_dim=1)`` requires step t to ignore later steps. numpy or torch.
+    """
     from .shapes import ShapeInvariants
 
     return ShapeInvariants(request)
@@ -238,7 +256,13 @@ def shape_invariants(request: pytest.FixtureRequest):
 
 @pytest.fixture
 def train_invariants(request: pytest.FixtureRequest):
-    """Check that training steps train, loops zero gradients, and eval is clean (torch)."""
+    """Check that a torch model trains and evaluates as intended (needs torch).
+    ``check_step(model, loss_fn, batch)`` requires optimizer steps to update every
+    trainable parameter (and no frozen one); ``check_overfit(model, loss_fn, batch)``
+    requires the model to overfit one tiny batch; ``check_training_loop(step_fn, model,
+    optimizer, batches)`` finds gradients leaking between steps and steps that do
+    nothing; ``check_eval(model, eval_fn)`` requires eval mode, purity and determinism.
+    """
     from .training import TrainInvariants
 
     return TrainInvariants(request)
@@ -246,7 +270,12 @@ def train_invariants(request: pytest.FixtureRequest):
 
 @pytest.fixture
 def data_leakage(request: pytest.FixtureRequest):
-    """Find rows and groups shared across splits, and features that encode the label."""
+    """Find rows shared between train, validation and test splits, and label-leaking features.
+    ``check(train, test, val=None, key=None)`` fails when rows (or groups, by ``key``)
+    appear in more than one split; ``check_duplicates(x)`` fails on duplicate rows in
+    one split; ``check_labels(X, y, threshold=0.99)`` fails when one feature alone
+    predicts the label. Accepts numpy arrays, torch tensors and pandas DataFrames.
+    """
     from .leakage import DataLeakage
 
     return DataLeakage(request)
@@ -254,7 +283,13 @@ def data_leakage(request: pytest.FixtureRequest):
 
 @pytest.fixture
 def device_consistency(request: pytest.FixtureRequest):
-    """Check that a function or training steps give the same results on each device."""
+    """Check that code gives the same results on each device (CPU, CUDA), within tolerance.
+    ``check(fn, *args, devices=("cpu", "cuda"))`` runs ``fn`` with its tensors and
+    modules copied to each device and compares the outputs on the CPU;
+    ``check_training(step_fn, model, batch, steps=3)`` runs a few optimizer steps on
+    each device and compares losses and parameters. An absent device skips the test
+    (fails under ``MLCHECK_REQUIRE_CUDA=1``). Needs torch.
+    """
     from .devices import DeviceConsistency
 
     return DeviceConsistency(request)
@@ -262,7 +297,12 @@ def device_consistency(request: pytest.FixtureRequest):
 
 @pytest.fixture
 def resource_budget(request: pytest.FixtureRequest):
-    """Measure wall time and peak memory of a block, and enforce budgets."""
+    """Measure a block's wall time and peak memory, and fail when it exceeds a budget.
+    ``with resource_budget(max_seconds=60, max_peak_mb=500) as used:`` measures the
+    block (host memory; ``max_cuda_mb`` for CUDA) and records the usage in the report;
+    ``params(model, max_params=5_000_000)`` fails when a torch model has more
+    parameters than allowed (``trainable_only=True`` counts trainable ones only).
+    """
     from .budget import ResourceBudget
 
     return ResourceBudget(request)

@@ -374,8 +374,6 @@ def on_config(config: Any) -> Any:
             entry["Fixtures"] += [{title: path} for path, (title, _) in fixture_module_pages().items()]
     if "reports.md" in _pages():
         config["nav"].append({"Reports across runs": "reports.md"})
-    if (Path(config["docs_dir"]) / "security.md").is_file():
-        config["nav"].append({"Security": "security.md"})
     return config
 
 

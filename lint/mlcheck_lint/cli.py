@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                    default="text", help="output format (--format is an alias; markdown only "
                                         "with --list-rules)")
     p.add_argument("--fix", action="store_true", help="apply safe fixes")
+    p.add_argument("--lock", action="store_true",
+                   help="with --fix, regenerate stale pip-tools locks (MLC203) with the real "
+                        "pip-compile, using each lock's own header options (pip-compile may use "
+                        "the network); a lock pip-compile cannot regenerate is left unchanged")
     p.add_argument("--unsafe-fixes", action="store_true",
                    help="with --fix or --diff, include unsafe fixes")
     p.add_argument("--show-fixes", action="store_true",
@@ -248,6 +252,9 @@ def _main(args: argparse.Namespace) -> int:
         return 0
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError("command line", "--jobs", f"{args.jobs} is not a positive number of processes")
+    if args.lock and not args.fix:
+        raise ConfigError("command line", "--lock", "only works with --fix (--fix --lock); it "
+                                                    "regenerates stale pip-tools locks")
     if args.unsafe_fixes and not (args.fix or args.diff):
         raise ConfigError("command line", "--unsafe-fixes", "only makes sense with --fix or --diff")
     config = load_config(Path(args.paths[0]), by_code, args.config)
@@ -293,7 +300,15 @@ def _main(args: argparse.Namespace) -> int:
             print(f"mlcheck-lint: error: cannot fix {formats.display_path(rel, report.root)}: "
                   f"{reason}; the file is unchanged", file=sys.stderr)
         failed = bool(outcome.failed)
-        if outcome.written:
+        relocked = 0
+        if args.lock and "MLC203" in report.enabled:
+            from .rules.deps import relock
+
+            relocked, lock_failures = relock.run_for_cli(report.root, report.files, quiet=args.quiet)
+            failed = failed or bool(lock_failures)
+        elif args.lock:
+            note("--lock: MLC203 is not selected; no lock was checked or regenerated.")
+        if outcome.written or relocked:
             report = run()
         report.fixed = outcome.total
         if args.show_fixes:

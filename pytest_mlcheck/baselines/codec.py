@@ -45,8 +45,6 @@ _TABLE_KEYS = ENTRY_KEYS | {"variants"}
 
 #: TOML integers are signed 64-bit.
 _INT_MIN, _INT_MAX = -(2 ** 63), 2 ** 63 - 1
-#: A standard deviation past this overflows a float when squared (noise bands square it).
-_MAX_STD = 1e150
 
 
 class BaselineFileError(Exception):
@@ -278,10 +276,6 @@ def _short_repr(value: Any) -> str:
     return text if len(text) <= 60 else text[:40] + f"... ({len(text)} characters)"
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _finite_number(value: Any) -> bool:
     if isinstance(value, bool):
         return False
@@ -370,11 +364,6 @@ def check_recordable(key: tuple[str, str, str], entry: dict[str, Any]) -> None:
                 toml_value(value)
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"cannot record metric {name!r} of {label}: {exc}") from None
-            if isinstance(value, dict) and _is_number(value.get("std")) \
-                    and abs(value["std"]) > _MAX_STD:
-                raise ValueError(f"cannot record metric {name!r} of {label}: its std "
-                                 f"{value['std']!r} is too large to compare (its square "
-                                 f"overflows a float)")
     toml_value(entry.get("recorded_in", {}))
 
 
@@ -454,9 +443,6 @@ def validate_entry(entry: Any, label: str, rel: str) -> dict[str, Any]:
                 if value["n"] < 1 or value["std"] < 0:
                     raise bad(f"metric {name!r} n/std", (value["n"], value["std"]),
                               "n >= 1 and std >= 0")
-                if value["std"] > _MAX_STD:
-                    raise bad(f"metric {name!r} std", value["std"],
-                              f"at most {_MAX_STD:g} (its square must fit a float)")
             elif not _finite_number(value):
                 raise bad(f"metric {name!r}", value, number)
     array = entry.get("array")

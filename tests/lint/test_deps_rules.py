@@ -70,6 +70,13 @@ def case_options(case: Path) -> dict:
     return {k.replace("-", "_"): v for k, v in data.get("options", {}).items()}
 
 
+def deps_codes() -> list[str]:
+    """Return every MLC2xx code (importing the rules first: a test run alone must see them)."""
+    import mlcheck_lint.rules.deps  # noqa: F401
+
+    return sorted(c for c in api.REGISTRY if c.startswith("MLC2"))
+
+
 def lint_dir(root: Path, codes: list[str], **options) -> engine.Report:
     """Lint a folder with only ``codes`` selected, no cache, one process."""
     config = LintConfig(root=root.resolve(), select=tuple(codes), settings=api.Settings(**options),
@@ -260,9 +267,32 @@ def test_yaml_that_is_not_a_mapping_and_malformed_yaml(tmp_path: Path) -> None:
 ])
 def test_hostile_pyproject_is_one_finding_not_a_crash(tmp_path: Path, text: str, reason: str) -> None:
     (tmp_path / "pyproject.toml").write_text(text)
-    report = lint_dir(tmp_path, [c for c in api.REGISTRY if c.startswith("MLC2")])
+    report = lint_dir(tmp_path, deps_codes())
     assert not report.errors, report.errors
     assert [f.code for f in report.findings] == ["MLC200"] and reason in report.findings[0].message
+
+
+_PROJECT = '[project]\nname = "d"\nversion = "1"\ndependencies = ["numpy>=1"]\n'
+
+
+@pytest.mark.parametrize("name, text, codes", [
+    # each of these once raised inside a rule (TypeError / AttributeError)
+    ("environment.yml", "dependencies: 3\n", ["MLC200"]),
+    ("environment.yml", "dependencies:\n  - pip: [3, null, {a: 1}]\n  - 5\n", ["MLC200"]),
+    ("pyproject.toml", "[tool]\nuv = 3\npoetry = [1]\n" + _PROJECT, []),
+    ("uv.lock", "[[package]]\nname = 'numpy'\nversion = '1.0'\n[[package]]\nname = 'd'\nversion = '1'\n"
+                "source = {editable = '.'}\n[package.metadata]\n"
+                "requires-dist = [3, {name = 3}, {name = 'numpy', specifier = 3, marker = 4, extra = [5]}]\n"
+                "requires-dev = {dev = 3, test = [3, {name = 'pytest', specifier = ['>=8']}]}\n", []),
+    ("pylock.toml", "lock-version = '1.0'\n[[packages]]\nname = 'numpy'\nversion = [1]\nmarker = 3\n", []),
+])
+def test_wrongly_typed_values_are_findings_not_crashes(tmp_path: Path, name: str, text: str, codes: list) -> None:
+    (tmp_path / name).write_text(text)
+    if name != "pyproject.toml":
+        (tmp_path / "pyproject.toml").write_text(_PROJECT)
+    report = lint_dir(tmp_path, deps_codes())
+    assert not report.errors, report.errors
+    assert [f.code for f in report.findings if f.path == name and f.code == "MLC200"] == codes
 
 
 def test_parsers_never_raise_on_arbitrary_text() -> None:
@@ -282,7 +312,7 @@ def test_parsers_never_raise_on_arbitrary_text() -> None:
 def test_corpus_of_real_world_style_files_lints_without_crashing(tmp_path: Path) -> None:
     work = tmp_path / "corpus"
     shutil.copytree(FIXTURES / "corpus", work)
-    codes = [c for c in api.REGISTRY if c.startswith("MLC2")]
+    codes = deps_codes()
     report = lint_dir(work, codes)
     assert not report.errors, report.errors
     problems = [f for f in report.findings if f.code == "MLC200"]
@@ -391,7 +421,7 @@ def pip_compile(project: Path, wheels: Path, *extra: str) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_mlc203_against_real_pip_compile(tmp_path: Path, wheelhouse: Path) -> None:
+def test_mlc203_against_real_pip_compile(tmp_path: Path, wheelhouse: Path, capsys: pytest.CaptureFixture) -> None:
     project = tmp_path / "project"
     project.mkdir()
     (project / "requirements.in").write_text('alpha>=1\ngamma; python_version < "3.12"\n')
@@ -413,16 +443,67 @@ def test_mlc203_against_real_pip_compile(tmp_path: Path, wheelhouse: Path) -> No
     # --fix --lock: the real pip-compile with the header's options, atomically
     from mlcheck_lint.rules.deps.relock import relock_stale
 
-    results = relock_stale(project)
-    assert [r.ok for r in results] == [True], [r.output for r in results]
+    code, out, err = _fix_lock(project, capsys)
+    assert code == 0, out + err
+    assert "Regenerated requirements.txt with: " in err and "All checks passed!" in out
     new_lock = (project / "requirements.txt").read_text()
     assert "alpha==1.0" in new_lock and "delta==4.0" in new_lock and "gamma" not in new_lock
     assert "--generate-hashes" in new_lock and ".tmp" not in new_lock  # the header is the lock's own
+    assert "--hash=sha256:" in new_lock.split("delta==4.0", 1)[1].split("\n", 2)[1]
+    assert [p.name for p in project.iterdir() if p.name.endswith(".tmp")] == []
     assert lint_dir(project, ["MLC203", "MLC201"]).findings == []
     assert relock_stale(project) == []  # nothing stale: nothing runs
+    # a second --fix --lock changes nothing and runs nothing
+    code, out, err = _fix_lock(project, capsys)
+    assert (code, "Regenerated" in err) == (0, False)
+    assert (project / "requirements.txt").read_text() == new_lock
 
 
-def test_relock_failure_leaves_the_old_lock_and_shows_pip_compile_verbatim(tmp_path: Path, wheelhouse: Path) -> None:
+def _fix_lock(project: Path, capsys: pytest.CaptureFixture, *extra: str) -> tuple[int, str, str]:
+    """Run ``mlcheck-lint --fix --lock`` in ``project``; return the exit code, stdout, stderr."""
+    from mlcheck_lint import cli
+
+    capsys.readouterr()
+    cwd = os.getcwd()
+    os.chdir(project)
+    try:
+        code = cli.main([".", "--fix", "--lock", "--no-cache", "--select", "MLC201,MLC203", "-j", "1", *extra])
+    finally:
+        os.chdir(cwd)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_lock_without_fix_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from mlcheck_lint import cli
+
+    (tmp_path / "requirements.in").write_text("alpha\n")
+    (tmp_path / "requirements.txt").write_text("beta==1.0\n")
+    for argv in ([str(tmp_path), "--lock"], [str(tmp_path), "--diff", "--lock"]):
+        assert cli.main(argv + ["--no-cache"]) == 2
+        err = capsys.readouterr().err
+        assert "--lock: only works with --fix" in err
+    assert (tmp_path / "requirements.txt").read_text() == "beta==1.0\n"
+
+
+def test_lock_needs_mlc203_selected(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "requirements.in").write_text("alpha\n")
+    (tmp_path / "requirements.txt").write_text("beta==1.0\n")  # stale: alpha is missing
+    from mlcheck_lint import cli
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        code = cli.main([".", "--fix", "--lock", "--no-cache", "--select", "MLC201", "-j", "1"])
+    finally:
+        os.chdir(cwd)
+    assert code == 0
+    assert "MLC203 is not selected; no lock was checked or regenerated" in capsys.readouterr().err
+    assert (tmp_path / "requirements.txt").read_text() == "beta==1.0\n"
+
+
+def test_relock_failure_leaves_the_old_lock_and_shows_pip_compile_verbatim(tmp_path: Path, wheelhouse: Path,
+                                                                           capsys: pytest.CaptureFixture) -> None:
     project = tmp_path / "project"
     project.mkdir()
     (project / "requirements.in").write_text("alpha\n")
@@ -443,10 +524,17 @@ def test_relock_failure_leaves_the_old_lock_and_shows_pip_compile_verbatim(tmp_p
     from mlcheck_lint.rules.deps.relock import run_for_cli
 
     err = io.StringIO()
-    assert run_for_cli(project, ["requirements.in", "requirements.txt"], err) == 1
+    assert run_for_cli(project, ["requirements.in", "requirements.txt"], err) == (0, 1)
     assert "could not regenerate requirements.txt; it is unchanged" in err.getvalue()
     assert result.output.strip() in err.getvalue()
     assert (project / "requirements.txt").read_bytes() == before
+
+    # the command line: exit 2, pip-compile's words on stderr, the finding still shown
+    code, out, err_text = _fix_lock(project, capsys)
+    assert code == 2
+    assert result.output.strip() in err_text and "no-such-package-anywhere" in out
+    assert (project / "requirements.txt").read_bytes() == before
+    assert [p.name for p in project.iterdir() if p.name.endswith(".tmp")] == []
 
 
 # --------------------------------------------------------------------------- real uv lock

@@ -1,6 +1,12 @@
 """Documentation rules (MLC1xx): fixture snapshots, fixes, project rules and the parser.
 
-Each fixture under ``fixtures/docs/`` states what it checks and what it expects:
+The cases of each rule live in one file named after it, ``fixtures/docs/MLCnnn.py``: its
+positives and the clean cases that guard it. A fixable rule has a twin, ``MLCnnn.fixed.py``,
+the file after all its fixes. Cases that depend on the whole module (the path it is linted as, a
+literal ``__all__``) get their own file in a folder named after the code
+(``fixtures/docs/MLC101/private_module_path.py``). Cross-file rules use the ``project/`` tree.
+
+Each fixture states what it checks and what it expects:
 
 * ``# rules: MLC110 MLC111`` (first lines): the codes whose findings are snapshotted;
 * ``# path: pkg/_x.py``: the path the file is linted as (default: its own name);
@@ -64,11 +70,36 @@ def lint(source: str, path: str, codes: list[str], settings: Settings | None = N
     return findings
 
 
+FIXABLE = sorted(c for c in DOC_CODES if REGISTRY[c].fix_safety)
+
+
 def fixture_files() -> list[Path]:
-    return sorted(p for p in FIXTURES.glob("*.py") if not p.name.endswith(".fixed.py") and "_fix" not in p.stem)
+    """Every per-code fixture: ``MLCnnn.py`` and ``MLCnnn/*.py`` (not the fix twins, not ``project/``)."""
+    files = [*FIXTURES.glob("MLC*.py"), *FIXTURES.glob("MLC*/*.py")]
+    return sorted((p for p in files if not p.name.endswith(".fixed.py")),
+                  key=lambda p: p.relative_to(FIXTURES).as_posix())
 
 
-@pytest.mark.parametrize("fixture", fixture_files(), ids=lambda p: p.stem)
+def test_fixtures_are_named_after_their_codes() -> None:
+    """Only per-code files and folders (plus ``project/``); each fixable rule has its ``.fixed.py`` twin."""
+    code_of = re.compile(r"(MLC\d{3})(?:\.fixed)?\.py|(MLC\d{3})")
+    for entry in FIXTURES.iterdir():
+        if entry.name in ("project", "__pycache__"):
+            continue
+        m = code_of.fullmatch(entry.name)
+        assert m and (m.group(1) or m.group(2)) in DOC_CODES, f"{entry.name}: not named after a docs rule code"
+        assert entry.is_dir() == bool(m.group(2)), entry.name
+        if entry.is_dir():
+            assert sorted(entry.glob("*.py")) and not (FIXTURES / f"{entry.name}.fixed.py").exists(), entry.name
+        elif entry.name.endswith(".fixed.py"):
+            assert m.group(1) in FIXABLE and (FIXTURES / f"{m.group(1)}.py").exists(), entry.name
+        else:
+            # The file named after a code is where that code's cases are: it expects it.
+            assert m.group(1) in {c for _, c in expectations(entry.read_text(encoding="utf-8"))}, entry.name
+    assert sorted(p.name for p in FIXTURES.glob("*.fixed.py")) == [f"{c}.fixed.py" for c in FIXABLE]
+
+
+@pytest.mark.parametrize("fixture", fixture_files(), ids=lambda p: p.relative_to(FIXTURES).with_suffix("").as_posix())
 def test_fixture_snapshot(fixture: Path) -> None:
     text = fixture.read_text(encoding="utf-8")
     rules = _RULES.search(text)
@@ -104,16 +135,22 @@ def fix_all(source: str, path: str, code: str, safety: str) -> str:
     return apply_edits(source, edits)
 
 
-@pytest.mark.parametrize(("stem", "code", "safety"), [("mlc113_fix", "MLC113", "safe"),
-                                                       ("mlc110_fix", "MLC110", "unsafe")])
-def test_fix_output(stem: str, code: str, safety: str) -> None:
-    source = (FIXTURES / f"{stem}.py").read_text(encoding="utf-8")
-    expected = (FIXTURES / f"{stem}.fixed.py").read_text(encoding="utf-8")
-    fixed = fix_all(source, f"{stem}.py", code, safety)
+@pytest.mark.parametrize("code", FIXABLE)
+def test_fix_output(code: str) -> None:
+    """``MLCnnn.py`` with every fix of its rule applied is ``MLCnnn.fixed.py``, and the fix is idempotent."""
+    safety = REGISTRY[code].fix_safety
+    path = f"{code}.py"
+    source = (FIXTURES / path).read_text(encoding="utf-8")
+    expected = (FIXTURES / f"{code}.fixed.py").read_text(encoding="utf-8")
+    findings = lint(source, path, [code])
+    fixed = fix_all(source, path, code, safety)
     assert fixed == expected
     libcst.parse_module(fixed)  # still parses
-    remaining = lint(fixed, f"{stem}.py", [code])
+    remaining = lint(fixed, path, [code])
     assert all(f.fix is None for f in remaining), "fix is not idempotent: it fires again"
+    # What is left is exactly what had no fix to offer, still reported the same way.
+    unfixable = [f for f in findings if f.fix is None or f.fix.safety != safety]
+    assert sorted(f.message for f in remaining) == sorted(f.message for f in unfixable)
     if code == "MLC113":
         assert remaining == []
 
@@ -121,7 +158,7 @@ def test_fix_output(stem: str, code: str, safety: str) -> None:
 def test_mlc113_fix_is_declared_safe_and_mlc110_unsafe() -> None:
     assert REGISTRY["MLC113"].fix_safety == "safe"
     assert REGISTRY["MLC110"].fix_safety == "unsafe"
-    findings = lint((FIXTURES / "mlc110_fix.py").read_text(encoding="utf-8"), "x.py", ["MLC110"])
+    findings = lint((FIXTURES / "MLC110.py").read_text(encoding="utf-8"), "x.py", ["MLC110"])
     assert {f.fix.safety for f in findings if f.fix} == {"unsafe"}
     # The ambiguous case (two undocumented parameters) is reported without a fix.
     assert any(f.fix is None and "`old`" in f.message for f in findings)
@@ -138,14 +175,12 @@ def test_no_fix_inside_a_docstring_with_escapes() -> None:
 # -- messages --------------------------------------------------------------------------------
 
 def test_messages_name_the_object_the_parameter_and_the_values() -> None:
-    source = (FIXTURES / "defaults.py").read_text(encoding="utf-8")
-    messages = [f.message for f in lint(source, "defaults.py", ["MLC113"])]
-    assert any("`google_drift`" in m and "`lr`" in m and "1e-3" in m and "3e-4" in m for m in messages)
-    source = (FIXTURES / "params_google.py").read_text(encoding="utf-8")
-    messages = [f.message for f in lint(source, "params_google.py", ["MLC110"])]
-    assert any("`renamed`" in m and "`lr`" in m and "learning_rate" in m for m in messages)
-    messages = [f.message for f in lint(source, "params_google.py", ["MLC112"])]
-    assert any("`out_of_order`" in m and "documents `width` before `height`" in m for m in messages)
+    def messages(code: str) -> list[str]:
+        return [f.message for f in lint((FIXTURES / f"{code}.py").read_text(encoding="utf-8"), f"{code}.py", [code])]
+
+    assert any("`google_drift`" in m and "`lr`" in m and "1e-3" in m and "3e-4" in m for m in messages("MLC113"))
+    assert any("`renamed`" in m and "`lr`" in m and "learning_rate" in m for m in messages("MLC110"))
+    assert any("`out_of_order`" in m and "documents `width` before `height`" in m for m in messages("MLC112"))
 
 
 # -- project rules: inheritance, coverage, README code blocks --------------------------------

@@ -619,3 +619,121 @@ def test_integer_metric_fails_on_any_change_unless_a_tolerance_is_given(pytester
     run(pytester).assert_outcomes(passed=1)
     make_metric_test(pytester, '{"n_tokens": 120000, "loss": 0.5 + 1e-9}')
     run(pytester).assert_outcomes(passed=1)
+
+
+# ---- huge and tiny values: no overflow in the statistics (issue 12, item 14) --------------
+
+HUGE_REPEATED = """
+    import os
+    SHIFT = float(os.environ.get("SHIFT", "0"))
+    def test_huge(metric_regression):
+        # mean 3e200, std 1e200: the plain formula's square overflows
+        metric_regression.check_repeated(lambda s: {{"m": (1 + s + SHIFT) * 1e200}},
+                                         seeds=[1, 2, 3])
+    def test_many_seeds(metric_regression):
+        # their plain sum, 1.25e308 * 500, overflows
+        metric_regression.check_repeated(lambda s: {{"m": 1.25e308 - s * 1e305 + SHIFT * 1e306}},
+                                         seeds=range(500))
+    def test_tiny(metric_regression):
+        # std 1e-200: the plain formula's square underflows to 0, a zero noise band
+        metric_regression.check_repeated(lambda s: {{"m": (1 + s + SHIFT) * 1e-200}},
+                                         seeds=[1, 2, 3], atol=0, rtol=0)
+    {extra}
+"""
+
+
+def test_check_repeated_huge_values_and_many_seeds_compute_finite_statistics(pytester):
+    pytester.makepyfile(test_model=HUGE_REPEATED.format(extra=""))
+    strict = ("-W", "error::RuntimeWarning")
+    result = run(pytester, "--mlcheck-update", *strict)
+    result.assert_outcomes(passed=3)
+    metrics = {t: baseline(pytester)[t]["default"]["metrics"]["m"]
+               for t in ("test_huge", "test_many_seeds", "test_tiny")}
+    assert metrics["test_huge"]["mean"] == pytest.approx(3e200)
+    assert metrics["test_huge"]["std"] == pytest.approx(1e200)
+    assert metrics["test_many_seeds"]["std"] == pytest.approx(1e305 * math.sqrt(500 * 501 / 12))
+    assert metrics["test_tiny"]["std"] == pytest.approx(1e-200)
+    run(pytester, *strict).assert_outcomes(passed=3)
+    # Within the noise band: a shift of a quarter of a std passes...
+    pytester._monkeypatch.setenv("SHIFT", "0.25")
+    run(pytester, *strict).assert_outcomes(passed=3)
+    # ...and a shift of 10 std fails all three, with the statistics in the table.
+    pytester._monkeypatch.setenv("SHIFT", "10")
+    result = run(pytester, *strict)
+    result.assert_outcomes(failed=3)
+    result.stdout.fnmatch_lines_random(["*m*3e+200 ± 1e+200 (n=3)*1.3e+201 ± 1e+200 (n=3)*REGRESSED*",
+                                        "*m*1.0005e+308 ± 1.44e+307 (n=500)*+10%*REGRESSED*",
+                                        "*m*3e-200 ± 1e-200 (n=3)*1.3e-199 ± 1e-200 (n=3)*REGRESSED*"])
+    assert "OverflowError" not in result.stdout.str() and "inf%" not in result.stdout.str()
+
+
+def test_check_repeated_std_beyond_the_float_range_is_a_clear_error(pytester):
+    pytester.makepyfile(test_model="""
+        def test_spread(metric_regression):
+            metric_regression.check_repeated(
+                lambda s: {"loss": 1.7e308 if s % 2 else -1.7e308}, seeds=[1, 2, 3, 4])
+        def test_sigmas(metric_regression):
+            metric_regression.check_repeated(lambda s: {"loss": s * 1e300}, seeds=[1, 2],
+                                             sigmas=1e10)
+    """)
+    run(pytester, "--mlcheck-update", "-k", "sigmas").assert_outcomes(passed=1)
+    result = run(pytester, "--mlcheck-update", "-W", "error::RuntimeWarning", "-k", "spread")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "*ValueError: metric_regression.check_repeated: metric 'loss': the standard deviation "
+        "of its per-seed values (from -1.7e+308 to 1.7e+308) overflows a float*"])
+    result = run(pytester, "-k", "sigmas")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*ValueError: metric_regression.check_repeated: metric 'loss': "
+                                 "the noise band 1e+10 * sqrt(*) overflows a float*"])
+    assert "OverflowError" not in result.stdout.str()
+
+
+def test_statistics_match_the_plain_formulas_on_ordinary_values():
+    # Scaling by a power of two is exact; only pow()'s last-ulp rounding may differ.
+    import numpy as np
+
+    from pytest_mlcheck.metrics import array_statistics, noise_band, seed_statistics
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        values = [float(v) for v in rng.normal(rng.uniform(-5, 5), rng.uniform(0, 3),
+                                               size=int(rng.integers(2, 40)))]
+        mean = math.fsum(values) / len(values)
+        std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        stats = seed_statistics(values)
+        assert stats["mean"] == mean and math.isclose(stats["std"], std, rel_tol=1e-15)
+        cur, base = {"std": std, "n": len(values)}, {"std": float(rng.uniform(0, 2)), "n": 5}
+        assert math.isclose(noise_band(cur, base, 3.0), 3.0 * math.sqrt(
+            cur["std"] ** 2 / cur["n"] + base["std"] ** 2 / base["n"]), rel_tol=1e-15)
+        arr = rng.normal(size=int(rng.integers(1, 300))).astype(np.float32)
+        f64 = arr.astype(np.float64)
+        assert array_statistics(arr) == {"mean": float(f64.mean()), "std": float(f64.std()),
+                                         "min": float(f64.min()), "max": float(f64.max())}
+    assert seed_statistics([0.0, 0.0])["std"] == 0.0
+    assert noise_band({"std": 0.0, "n": 2}, {"std": 0.0, "n": 3}, 3.0) == 0.0
+    assert noise_band({"std": 1e300, "n": 4}, {"std": 0.0, "n": 1}, 2.0) == pytest.approx(1e300)
+
+
+def test_check_array_near_the_float_range_records_finite_statistics(pytester):
+    import numpy as np
+
+    pytester.makepyfile(test_model="""
+        import os
+        import numpy as np
+        def test_eval(metric_regression):
+            arr = np.array([1e200, 3e200, -1e308, 1.7e308, np.inf])
+            arr[0] += float(os.environ.get("SHIFT", "0"))
+            metric_regression.check_array("logits", arr)
+    """)
+    strict = ("-W", "error::RuntimeWarning")
+    run(pytester, "--mlcheck-update", *strict).assert_outcomes(passed=1)
+    info = baseline(pytester)["test_eval"]["logits"]["array"]
+    assert info["mean"] == pytest.approx((1e200 + 3e200 - 1e308 + 1.7e308) / 4)
+    assert math.isfinite(info["std"]) and info["std"] == pytest.approx(
+        float(np.std(np.array([1e200, 3e200, -1e308, 1.7e308]) / 1e300)) * 1e300)
+    run(pytester, *strict).assert_outcomes(passed=1)
+    pytester._monkeypatch.setenv("SHIFT", "1e199")
+    result = run(pytester, *strict)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*1 of 5 elements differ*"])

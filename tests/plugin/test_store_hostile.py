@@ -176,8 +176,8 @@ def test_unreadable_array_file_errors_clearly_and_update_re_records_it(pytester,
                              "finite number (integers within 64 bits)"),
     ("loss = 9223372036854775808", "metric 'loss' is int 9223372036854775808, expected a "
                                    "finite number (integers within 64 bits)"),
-    ("loss = {mean = 0.25, std = 1e300, n = 3, min = 0.0, max = 1.0}",
-     "metric 'loss' std is float 1e+300, expected at most 1e+150 (its square must fit a float)"),
+    ("loss = {mean = 0.25, std = -1e300, n = 3, min = 0.0, max = 1.0}",
+     "metric 'loss' n/std is tuple (3, -1e+300), expected n >= 1 and std >= 0"),
 ])
 def test_values_out_of_range_in_the_file_are_clear_errors_not_overflow(pytester, edit, expected):
     pytester.makepyfile(test_model=TWO_TESTS)
@@ -189,6 +189,30 @@ def test_values_out_of_range_in_the_file_are_clear_errors_not_overflow(pytester,
     result.stdout.fnmatch_lines([
         f"*BaselineEntryError: baseline entry [[]test_b.default[]] in "
         f"mlcheck_baselines/test_model.toml: {expected}*"])
+    assert "OverflowError" not in result.stdout.str()
+
+
+def test_a_std_near_the_float_range_in_the_file_compares_without_overflow(pytester):
+    # std = 1e300 once gave an OverflowError (its square); the noise band is now computed
+    # on scaled values, so a huge but finite std is a valid baseline.
+    pytester.makepyfile(test_model="""
+        import os
+        MEAN = float(os.environ.get("MEAN", "1e300"))
+        def test_b(metric_regression):
+            metric_regression.check_repeated(lambda s: {"loss": MEAN}, seeds=[1, 2, 3])
+    """)
+    (pytester.path / "mlcheck_baselines").mkdir()
+    (pytester.path / "mlcheck_baselines" / "test_model.toml").write_text(
+        "[test_b.default.metrics]\n"
+        "loss = {mean = 1e300, std = 1e300, n = 3, min = 0.0, max = 2e300}\n")
+    strict = ("-W", "error::RuntimeWarning")
+    run(pytester, *strict).assert_outcomes(passed=1)  # band 3 * 1e300 / sqrt(3)
+    pytester._monkeypatch.setenv("MEAN", "2.7e300")
+    run(pytester, *strict).assert_outcomes(passed=1)
+    pytester._monkeypatch.setenv("MEAN", "2.8e300")
+    result = run(pytester, *strict)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*loss*1e+300 ± 1e+300 (n=3)*2.8e+300*REGRESSED*"])
     assert "OverflowError" not in result.stdout.str()
 
 

@@ -21,6 +21,7 @@ from pytest_mlcheck import (  # noqa: E402
     assert_trains,
 )
 from pytest_mlcheck import report  # noqa: E402
+from pytest_mlcheck.compare import UncomparableOutputError  # noqa: E402
 
 # ---- tiny models and data ------------------------------------------------------------
 
@@ -654,6 +655,122 @@ def test_eval_removes_its_hooks():
     x, _ = make_batch()
     assert_eval_clean(model, lambda: model(x).detach())
     assert all(not m._forward_pre_hooks for m in model.modules())
+
+
+def test_eval_names_each_differing_leaf_of_the_result_with_its_counts(records):
+    model = FunctionalDropout().eval()
+    x, _ = make_batch()
+
+    def evaluate():
+        with torch.no_grad():
+            logits = model(x)
+        return {"logits": logits, "n": x.shape[0], "scores": [logits.sum()]}
+
+    with pytest.raises(AssertionError) as info:
+        assert_eval_clean(model, evaluate)
+    message = str(info.value)
+    # Every differing leaf is named by its path; the unchanged int leaf is not.
+    assert "result['logits']: torch.Tensor of shape (16, 3), dtype float32" in message
+    assert "result['scores'][0]" in message and "result['n']" not in message
+    assert "(seed 1) vs" in message and "(seed 2)" in message
+    difference = records[-1].values["difference"]
+    assert difference["path"] == "result['logits']" and difference["n_total"] == 48
+    assert 0 < difference["n_diff"] <= 48 and difference["max_abs_diff"] > 0
+
+    fixed = ModeAwareDropout().eval()
+    assert_eval_clean(fixed, lambda: {"logits": fixed(x).detach(), "n": x.shape[0]})
+    assert "difference" not in records[-1].values
+
+
+class CachedOutput(MLP):
+    """Writes its output into one buffer it keeps and returns that same buffer each call."""
+
+    def __init__(self, mode_aware):
+        super().__init__()
+        self.mode_aware = mode_aware
+        self.out = None
+
+    def forward(self, x):
+        h = F.relu(self.fc1(x))
+        h = F.dropout(h, p=0.5, training=self.training) if self.mode_aware else F.dropout(h, 0.5)
+        y = self.fc2(h).detach()
+        if self.out is None:
+            self.out = y.clone()
+        self.out.copy_(y)
+        return self.out
+
+
+def test_eval_copies_the_first_result_so_a_reused_buffer_cannot_hide_randomness():
+    x, _ = make_batch()
+    # Seeded fault: dropout left on, and the second run overwrites the tensor the first
+    # returned, so comparing the two returned objects would compare the buffer with itself.
+    model = CachedOutput(mode_aware=False).eval()
+    with pytest.raises(AssertionError, match=r"differs between seeds 1 and 2"):
+        assert_eval_clean(model, model, x)
+
+    fixed = CachedOutput(mode_aware=True).eval()
+    assert assert_eval_clean(fixed, fixed, x).shape == (16, 3)
+
+
+class NaNBuffer(MLP):
+    """Holds a buffer with a NaN in it (a statistic not yet seen); eval may update it."""
+
+    def __init__(self, writes):
+        super().__init__()
+        self.writes = writes
+        self.register_buffer("stat", torch.tensor([float("nan"), 1.0, 2.0]))
+
+    def forward(self, x):
+        if self.writes:
+            self.stat[1:] += 1.0
+        return super().forward(x)
+
+
+def test_eval_does_not_report_a_nan_buffer_it_left_alone_as_changed(records):
+    x, _ = make_batch()
+    untouched = NaNBuffer(writes=False).eval()
+    assert_eval_clean(untouched, lambda: untouched(x).detach())
+    assert records[-1].verdict == "ok" and records[-1].values["changed"] == []
+
+    # Seeded fault: the forward writes to the buffer during evaluation.
+    writer = NaNBuffer(writes=True).eval()
+    with pytest.raises(AssertionError) as info:
+        assert_eval_clean(writer, lambda: writer(x).detach())
+    assert "buffer stat (2 of 3 elements, max change 1)" in str(info.value)
+
+
+def test_eval_changed_shape_is_reported_as_replaced():
+    model = NaNBuffer(writes=False).eval()
+    x, _ = make_batch()
+
+    def evaluate():
+        out = model(x).detach()
+        model.stat = torch.zeros(4)  # seeded fault: the evaluation replaces a buffer
+        return out
+
+    with pytest.raises(AssertionError) as info:
+        assert_eval_clean(model, evaluate)
+    assert "buffer stat (replaced: shape (3,) (before) vs shape (4,) (after))" in str(info.value)
+
+    fixed = NaNBuffer(writes=False).eval()
+    assert_eval_clean(fixed, lambda: fixed(x).detach())
+
+
+class Opaque:
+    """An object with no values compare.py can read."""
+
+
+def test_eval_result_that_cannot_be_compared_is_a_clear_error(records):
+    model = MLP().eval()
+    x, _ = make_batch()
+
+    expected = r"check_eval: result\['extra'\] is a .*Opaque, which cannot be compared"
+    with pytest.raises(UncomparableOutputError, match=expected):
+        assert_eval_clean(model, lambda: {"logits": model(x).detach(), "extra": Opaque()})
+    assert records[-1].verdict == "ERROR"
+    assert all(not m._forward_pre_hooks for m in model.modules())
+    # Its fixed twin returns the values that matter.
+    assert_eval_clean(model, lambda: {"logits": model(x).detach(), "extra": vars(Opaque())})
 
 
 # ---- the caller's model and optimizer are untouched -----------------------------------

@@ -100,27 +100,38 @@ def read_lock_text(text: str, path: str) -> Lock:
             source = next(k for k in ("vcs", "directory", "archive") if k in entry)
         version = entry.get("version")
         lock.packages.setdefault(canonical, []).append(LockedPackage(
-            canonical, str(version) if version is not None else None, entry.get("marker"), line, source))
+            canonical, str(version) if version is not None else None,
+            entry.get("marker") if isinstance(entry.get("marker"), str) else None, line, source))
         if kind == "uv.lock" and source in ("editable", "virtual", "directory") and isinstance(entry.get("metadata"), dict) \
                 and lock.declared is None:
             meta = entry["metadata"]
             lock.project = canonical
             lock.declared = {}
-            for spec in meta.get("requires-dist", []) or []:
-                if isinstance(spec, dict) and "name" in spec:
+            dist = meta.get("requires-dist")
+            for spec in dist if isinstance(dist, list) else []:
+                if _is_uv_spec(spec):
                     lock.declared.setdefault(canonicalize_name(spec["name"]), []).append(_uv_spec(spec))
             lock.declared_groups = {}
-            for group, specs in (meta.get("requires-dev") or {}).items():
-                lock.declared_groups[group] = [_uv_spec(s) for s in specs if isinstance(s, dict) and "name" in s]
+            dev = meta.get("requires-dev")
+            for group, specs in (dev.items() if isinstance(dev, dict) else []):
+                if isinstance(specs, list):
+                    lock.declared_groups[str(group)] = [_uv_spec(s) for s in specs if _is_uv_spec(s)]
     return lock
+
+
+def _is_uv_spec(spec: Any) -> bool:
+    """Whether ``spec`` is a ``{name = "...", ...}`` table (anything else is skipped)."""
+    return isinstance(spec, dict) and isinstance(spec.get("name"), str)
 
 
 def _uv_spec(spec: dict[str, Any]) -> str:
     """Rebuild a requirement string from uv's ``{name, specifier, marker, extras}``."""
     text = spec["name"]
-    if spec.get("extra"):
-        text += "[" + ",".join(spec["extra"]) + "]"
-    text += spec.get("specifier", "")
-    if spec.get("marker"):
+    extra = spec.get("extra")
+    if isinstance(extra, list) and extra and all(isinstance(e, str) for e in extra):
+        text += "[" + ",".join(extra) + "]"
+    specifier = spec.get("specifier")
+    text += specifier if isinstance(specifier, str) else ""
+    if isinstance(spec.get("marker"), str) and spec["marker"]:
         text += f"; {spec['marker']}"
     return text

@@ -267,13 +267,14 @@ def project_excludes(root: Path) -> tuple[str, ...]:
     from ...manifests.pyproject import load_toml_text
 
     data, _ = load_toml_text(text)
-    table = ((data or {}).get("tool", {}) or {}).get("mlcheck", {}) or {}
-    table = table.get("lint", {}) if isinstance(table, dict) else {}
-    if isinstance(table, dict):
+    table: Any = data
+    for key in ("tool", "mlcheck", "lint"):
+        table = table.get(key) if isinstance(table, dict) else None
+    if isinstance(table, dict):  # a bad value is the configuration's error, not ours
         if isinstance(table.get("exclude"), list):
-            excludes = tuple(table["exclude"]) + (".mlcheck-lint-cache",)
+            excludes = tuple(p for p in table["exclude"] if isinstance(p, str)) + (".mlcheck-lint-cache",)
         if isinstance(table.get("extend-exclude"), list):
-            excludes += tuple(table["extend-exclude"])
+            excludes += tuple(p for p in table["extend-exclude"] if isinstance(p, str))
     return excludes
 
 

@@ -386,6 +386,7 @@ class UnpinnedNotebookInstall(ProjectRule):
             The findings.
         """
         from ...manifests.other_formats import notebook_requirements, pip_install_lines
+        from ...notebooks import cell_text
 
         root = Path(project.root)
         for rel in common.walk(root, ".ipynb"):
@@ -400,8 +401,10 @@ class UnpinnedNotebookInstall(ProjectRule):
             for number, cell in enumerate(cells if isinstance(cells, list) else [], start=1):
                 if not isinstance(cell, dict) or cell.get("cell_type") != "code":
                     continue
-                source = cell.get("source", "")
-                source = "".join(source) if isinstance(source, list) else str(source)
+                try:
+                    source = cell_text(cell)
+                except ValueError:
+                    continue  # a source that is not text: the engine reports the notebook (MLC000)
                 if "install" not in source:
                     continue
                 for line, _base, words in pip_install_lines(source):

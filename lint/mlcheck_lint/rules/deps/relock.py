@@ -157,27 +157,31 @@ def relock_stale(root: Path, paths: Iterable[str] | None = None) -> list[RelockR
     return results
 
 
-def run_for_cli(root: Path, files: Iterable[str], err: object = None) -> int:
-    """Do ``--fix --lock`` for the command line: relock, report each lock, count failures.
+def run_for_cli(root: Path, files: Iterable[str], err: object = None, quiet: bool = False) -> tuple[int, int]:
+    """Do ``--fix --lock`` for the command line: relock, report each lock, count both outcomes.
 
     Args:
         root: The project root.
         files: The run's files (project-relative); their manifests join the root's.
         err: Where to write the report (default: ``sys.stderr``).
+        quiet: Leave out the notes on regenerated locks (failures are always reported).
 
     Returns:
-        The number of locks pip-compile could not regenerate (their old content kept).
+        ``(regenerated, failed)``: the locks pip-compile regenerated, and those it could
+        not (their old content kept).
     """
     from ... import manifests
 
     err = err or sys.stderr
     paths = sorted(set(manifests.project_manifest_paths(Path(root))) | {f for f in files if manifests.is_manifest(f)})
-    failures = 0
+    regenerated = failures = 0
     for result in relock_stale(Path(root), paths):
         if result.ok:
-            print(f"Regenerated {result.lock} with: {result.command}", file=err)
+            regenerated += 1
+            if not quiet:
+                print(f"Regenerated {result.lock} with: {result.command}", file=err)
         else:
             failures += 1
-            print(f"mlcheck-lint: could not regenerate {result.lock}; it is unchanged. "
+            print(f"mlcheck-lint: error: could not regenerate {result.lock}; it is unchanged. "
                   f"pip-compile said:\n{result.output.rstrip()}", file=err)
-    return failures
+    return regenerated, failures

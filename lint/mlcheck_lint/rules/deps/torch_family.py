@@ -100,6 +100,12 @@ def mismatch(torch: DeclaredRequirement, other: DeclaredRequirement) -> str | No
     return None
 
 
+def _table(data: Any, key: str) -> dict:
+    """Return ``data[key]`` when both are tables, else an empty one (hostile input is MLC200's)."""
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
 def _environments(root: Path, paths: list[str]) -> Iterable[tuple[str, list[DeclaredRequirement], bool]]:
     """Yield ``(where, requirements, has serving index)`` per installable set."""
     for rel in paths:
@@ -123,12 +129,13 @@ def _environments(root: Path, paths: list[str]) -> Iterable[tuple[str, list[Decl
                 continue
             served = False
             if kind == "pyproject" and isinstance(manifest.data, dict):
-                tool = manifest.data.get("tool") or {}
-                uv = tool.get("uv") or {}
+                tool = _table(manifest.data, "tool")
+                uv = _table(tool, "uv")
                 served = bool(uv.get("index") or uv.get("sources") or uv.get("find-links")
-                              or (tool.get("poetry") or {}).get("source") or (tool.get("pdm") or {}).get("source"))
+                              or _table(tool, "poetry").get("source") or _table(tool, "pdm").get("source"))
             if kind == "conda" and isinstance(manifest.data, dict):
-                for dep in manifest.data.get("dependencies") or []:
+                deps = manifest.data.get("dependencies")
+                for dep in deps if isinstance(deps, list) else []:
                     if isinstance(dep, dict) and isinstance(dep.get("pip"), list):
                         served = any(str(s).startswith(("--index-url", "--extra-index-url", "--find-links", "-f", "-i"))
                                      and not any(p in str(s) for p in _PUBLIC) for s in dep["pip"])
