@@ -54,7 +54,12 @@ import threading
 import time
 from pathlib import Path
 
-MLCHECK = [sys.executable, "-m", "mlcheck_lint"]
+#: ``-P`` (3.11+): do not put the working folder (the checked tree) on ``sys.path``, or a
+#: tree's own ``typing.py`` or ``_typing.py`` (timm/layers, transformers have one) would
+#: be imported in place of the standard library's, running checked code.
+MLCHECK = ([sys.executable, "-P", "-m", "mlcheck_lint"] if sys.version_info >= (3, 11) else
+           [sys.executable, "-c", "import sys, runpy; del sys.path[0]; "
+            "runpy.run_module('mlcheck_lint', run_name='__main__', alter_sys=True)"])
 ROOT = Path(__file__).resolve().parents[1]
 VENVS = Path("/work/venvs")
 _PAGE = os.sysconf("SC_PAGE_SIZE")

@@ -36,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_lint import _become_subreaper, _reap_orphans  # noqa: E402  (the shared CPU accounting)
+from bench_lint import MLCHECK, _become_subreaper, _reap_orphans  # noqa: E402  (the shared CPU accounting)
 LABELS = ROOT / "benchmarks" / "smells_labels.csv"
 FIELDS = ["package", "version", "path", "cell", "line", "code", "verdict", "reason"]
 
@@ -80,7 +80,7 @@ def lint(root: Path, codes: list[str], jobs: int) -> tuple[list[dict], float, fl
     Returns:
         ``(findings, wall seconds, CPU seconds of the command and its workers)``.
     """
-    cmd = [sys.executable, "-m", "mlcheck_lint", "--select", ",".join(codes), "--no-cache", "--exit-zero",
+    cmd = [*MLCHECK, "--select", ",".join(codes), "--no-cache", "--exit-zero",
            "--format", "json", "-j", str(jobs), str(root)]
     # The engine's pool workers are forked by a forkserver that the main process never
     # waits for: as a child subreaper this process inherits and reaps it, so the workers'

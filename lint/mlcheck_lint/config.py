@@ -274,6 +274,32 @@ def _table(data: Any, name: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+#: Files that mark a project's top folder when it has no ``pyproject.toml``.
+PROJECT_MARKERS = (".git", "setup.py", "setup.cfg", "requirements.txt", "environment.yml")
+
+
+def fallback_root(start: Path) -> Path:
+    """Return the project root of a tree without ``pyproject.toml``.
+
+    The nearest folder at or above ``start`` holding a project marker
+    (:data:`PROJECT_MARKERS`); without one, ``start`` itself (its folder for a file).
+    Never the current directory as such: project-level rules read the whole root, and
+    linting ``some/dir`` from ``/tmp`` must not read the rest of ``/tmp``.
+
+    Args:
+        start: The first path linted.
+
+    Returns:
+        An absolute folder.
+    """
+    start = Path(os.path.abspath(start))  # not resolve(): a symlink names its own place
+    base = start if start.is_dir() and not start.is_symlink() else start.parent
+    for folder in (base, *base.parents):
+        if any((folder / marker).exists() for marker in PROJECT_MARKERS):
+            return folder
+    return base
+
+
 def load_config(start: Path, codes: Iterable[str], config_file: Path | None = None) -> LintConfig:
     """Find and validate the configuration for a run.
 
@@ -296,7 +322,7 @@ def load_config(start: Path, codes: Iterable[str], config_file: Path | None = No
     else:
         path = find_config(start)
     if path is None:
-        root = Path.cwd().resolve()
+        root = fallback_root(start)
         return LintConfig(root=root, settings=Settings(packages=detect_packages(root, {})),
                           cache_dir=root / DEFAULT_CACHE_DIR)
     source = str(path)

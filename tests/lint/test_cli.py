@@ -107,3 +107,23 @@ def test_python_dash_m_runs_the_cli(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout.startswith("bad.py:1:7: MLC000 cannot lint this file: syntax error: invalid syntax")
+
+
+def test_without_pyproject_the_root_is_the_linted_tree_not_the_cwd(tmp_path, monkeypatch, capsys):
+    """Linting ``proj`` from a folder that holds other things reads only ``proj``:
+    project-level rules (here MLC208 on notebooks) must not scan the current directory."""
+    import json
+
+    notebook = {"cells": [{"cell_type": "code", "source": ["%pip install torch\n"],
+                           "metadata": {}, "outputs": [], "execution_count": None}],
+                "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "n.ipynb").write_text(json.dumps(notebook))
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "m.py").write_text('"""A module."""\n')
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "--no-cache", "--select", "MLC208", "proj")
+    assert (code, out.strip()) == (0, "All checks passed!"), (out, err)
+    (tmp_path / "proj" / "n.ipynb").write_text(json.dumps(notebook))  # the seeded fault
+    code, out, err = run_cli(capsys, "--no-cache", "--select", "MLC208", "proj")
+    assert code == 1 and "proj/n.ipynb" in out and "elsewhere" not in out, out

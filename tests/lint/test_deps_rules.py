@@ -259,7 +259,7 @@ def test_yaml_that_is_not_a_mapping_and_malformed_yaml(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text, reason", [
-    ("a = " + "[" * 20000 + "]" * 20000 + "\n", "nested too deeply"),
+    ("a = " + "[" * 20000 + "]" * 20000 + "\n", "nested"),  # 3.10: tomlkit words it otherwise
     ("[project]\noptional-dependencies = 3\n", "must be a table"),
     ("[project]\ndependencies = \"numpy\"\n", "expected an array"),
     ("[project]\ndependencies = [3]\n", "expected a requirement string"),

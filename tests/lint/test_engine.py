@@ -3,6 +3,8 @@ suppression, selection, fixes, and identical results with one or two processes."
 
 from __future__ import annotations
 
+import re
+
 import json
 import os
 import shutil
@@ -443,7 +445,9 @@ def test_input_cpython_refuses_is_mlc000_and_never_reaches_libcst(project, test_
     built = _count_cst(monkeypatch)
     code, data = run_json(capsys, "--select", "MLC000,MLC991", "--jobs", "1", "--no-cache", ".")
     assert "too many nested parentheses" in _mlc000(data, "nested.py")[0]
-    assert "nested too deeply" in _mlc000(data, "sum.py")[0]
+    # CPython >= 3.11 refuses the flat sum itself; 3.10 parses it and libcst's depth
+    # guard refuses it (the ast rules still ran).
+    assert re.search(r"nested too deeply|nested more than \d+ levels", _mlc000(data, "sum.py")[0])
     assert built == ["def bad_ok():\n    pass\n"]
 
 

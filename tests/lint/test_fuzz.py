@@ -5,6 +5,8 @@ The full run (2,000+ programs) is ``benchmarks/fuzz_lint.py``; this is its small
 
 from __future__ import annotations
 
+import sys
+
 import hypothesmith
 import pytest
 import libcst
@@ -79,4 +81,9 @@ def test_the_worst_inputs_are_refused_with_a_reason():
         result = engine.lint_data(engine.FileTask(name, name, kind), CORPUS[name], INSTANCES, Settings(),
                                   ENABLED, max_size=4 * 2**20)
         messages = [f["message"] for f in result["findings"] if f["code"] == "MLC000"]
+        if not messages and name == "sum_10000.py" and sys.version_info < (3, 11):
+            # CPython 3.10 parses a flat 10,000-term sum; no selected rule needs libcst's
+            # tree, so nothing refuses it and the ast rules ran without a crash.
+            assert not result.get("errors"), result
+            continue
         assert messages and why in messages[0], (name, messages)

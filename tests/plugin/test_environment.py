@@ -83,6 +83,7 @@ def test_eval(metric_regression):
 @pytest.fixture
 def machine(monkeypatch):
     """Switch this process between a CPU machine and one with a (pretend) CUDA GPU."""
+    pytest.importorskip("torch", reason="the device facet is recorded once torch is imported")
     real = environment.cuda_facts
 
     def switch(gpu: bool) -> None:

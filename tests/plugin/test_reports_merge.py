@@ -5,7 +5,9 @@ deletes exactly the unused entries of a whole one."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +17,7 @@ import pytest_mlcheck.metrics  # noqa: F401
 from pytest_mlcheck.__main__ import main
 from pytest_mlcheck.baselines import parse_toml
 from pytest_mlcheck.reports import report_schema
+from pytest_mlcheck.reports.merge import merged_suite
 
 try:  # in-process pytester runs must find torch already imported: it cannot load twice
     import torch  # noqa: F401
@@ -170,3 +173,53 @@ def kept_arrays(pytester: pytest.Pytester) -> list[str]:
     data = parse_toml((pytester.path / "mlcheck_baselines" / "test_model.toml").read_text(), "t")
     return [g["array"]["file"] for groups in data.values() for g in groups.values()
             if "array" in g]
+
+
+# ---- docs/report.md and the schema agree --------------------------------------------------
+
+REPORT_DOC = Path(__file__).resolve().parents[2] / "docs" / "report.md"
+
+
+def _doc_tables() -> dict[str, dict[str, bool]]:
+    """Return each table of docs/report.md as key -> required, by section."""
+    tables: dict[str, dict[str, bool]] = {}
+    section = ""
+    for line in REPORT_DOC.read_text(encoding="utf-8").splitlines():
+        heading = re.match(r"^## (?:`(\w+)`|(.+))$", line)
+        if heading:
+            section = heading.group(1) or heading.group(2).strip()
+            continue
+        row = re.match(r"^\| `(\w+)` \| (yes|no) \|", line)
+        if row:
+            tables.setdefault(section, {})[row.group(1)] = row.group(2) == "yes"
+    return tables
+
+
+def test_report_doc_lists_exactly_the_schema_keys_and_which_are_required():
+    schema = report_schema()
+    shard = schema["properties"]["shards"]["items"]
+    expected = {
+        "Top-level keys": schema,
+        "records": schema["$defs"]["record"],
+        "suite": schema["$defs"]["suite"],
+        "shards": shard,
+    }
+    tables = _doc_tables()
+    assert set(tables) == set(expected)
+    for section, part in expected.items():
+        want = {key: key in part.get("required", ()) for key in part["properties"]}
+        assert tables[section] == want, section
+
+
+def test_report_doc_examples_are_valid_reports():
+    jsonschema = pytest.importorskip("jsonschema")
+    blocks = re.findall(r"```json\n(.*?)```", REPORT_DOC.read_text(encoding="utf-8"), re.S)
+    assert len(blocks) == 2
+    single, merged = (json.loads(b) for b in blocks)
+    for example in (single, merged):
+        jsonschema.validate(example, report_schema())
+    assert {"tests", "suite"} <= set(single) and "shards" not in single
+    assert {"tests", "suite", "shards"} <= set(merged)
+    # The merged example is what merge makes of its shards (tests, ownership, suite).
+    assert set(merged["tests"]) == {t for s in merged["shards"] for t in s["tests"]}
+    assert merged["suite"] == merged_suite(merged["shards"], merged["tests"])

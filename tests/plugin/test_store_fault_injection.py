@@ -34,7 +34,8 @@ def test_ten_kills_of_pytest_update_lose_and_mismatch_nothing(harness):
 
 
 def test_ten_kills_of_lint_fix_leave_every_file_whole(harness):
-    result = harness.run_lint(10, random.Random(12), files=20)
+    # --jobs 1: the main process writes the fixes either way; no pool start-up per round.
+    result = harness.run_lint(10, random.Random(12), files=20, jobs=1)
     assert result["violations"] == []
     assert result["files_changed_by_fix"] == 20
     assert result["killed_mid_run"] >= 1
@@ -42,7 +43,8 @@ def test_ten_kills_of_lint_fix_leave_every_file_whole(harness):
 
 def test_the_plugin_checks_catch_seeded_damage(harness, tmp_path):
     harness._plugin_project(tmp_path, 1, 2, 10)
-    env = dict(os.environ, PYTHONPATH=str(tmp_path), SCALE="1", HOME=str(tmp_path))
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), SCALE="1", HOME=str(tmp_path),
+               **harness.PYTEST_ENV)
     subprocess.run(harness._pytest_cmd(), cwd=tmp_path, env=env, check=True,
                    stdout=subprocess.DEVNULL)
     seen: set = set()
@@ -86,7 +88,7 @@ def test_the_lint_checks_catch_a_truncated_or_half_written_file(harness, tmp_pat
 def test_the_harness_command_line_runs(tmp_path):
     out = tmp_path / "counts.json"
     proc = subprocess.run([sys.executable, str(HARNESS), "--kills", "1", "--only", "lint",
-                           "--lint-files", "3", "--json", str(out)],
+                           "--lint-files", "3", "--lint-jobs", "1", "--json", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "lint: 1 kills" in proc.stdout and out.exists()
