@@ -371,7 +371,51 @@ def parse_cst(source: str) -> Any:
     return MetadataWrapper(libcst.parse_module(source), unsafe_skip_copy=True)
 
 
-class FileContext:
+class _MemoContext:
+    """The memo and option lookup that :class:`FileContext` and :class:`ProjectContext` share.
+
+    A subclass sets ``self.settings`` and ``self._memo = {}`` in its ``__init__``.
+    """
+
+    settings: Settings
+    _memo: dict[Any, Any]
+
+    def cache(self, key: Any, factory: Callable[[], Any]) -> Any:
+        """Return the value stored under ``key``, computing it once.
+
+        Rules that share an analysis (every documentation rule reads one parse of each
+        docstring) call ``ctx.cache("docs.analysis", lambda: build(ctx))``; the first
+        call builds it, the others reuse it. A :class:`FileContext`'s memo lives as
+        long as the file's context, so nothing leaks from one file to the next; a
+        :class:`ProjectContext`'s lasts the run, so project rules that share an index
+        (a class hierarchy, README code blocks) build it once.
+
+        Args:
+            key: Any hashable key; prefix it with the family name to avoid clashes.
+            factory: Called with no arguments on the first request.
+
+        Returns:
+            The stored value.
+        """
+        try:
+            return self._memo[key]
+        except KeyError:
+            value = self._memo[key] = factory()
+            return value
+
+    def option(self, name: str) -> Any:
+        """Return a family option's validated value (``ctx.option("public-api")``).
+
+        Args:
+            name: The option's key.
+
+        Returns:
+            The value in force for this run.
+        """
+        return self.settings.option(name)
+
+
+class FileContext(_MemoContext):
     """What a rule sees of one file: its text, its ``ast`` tree, a lazy libcst tree, options.
 
     Attributes:
@@ -425,39 +469,6 @@ class FileContext:
             The context; its libcst tree is built only if a rule asks for it.
         """
         return cls(path, source, ast.parse(source), settings or Settings())
-
-    # -- the per-file memo ------------------------------------------------------------
-    def cache(self, key: Any, factory: Callable[[], Any]) -> Any:
-        """Return the value stored under ``key`` for this file, computing it once.
-
-        Rules that share an analysis (every documentation rule reads one parse of each
-        docstring) call ``ctx.cache("docs.analysis", lambda: build(ctx))``; the first
-        call builds it, the others reuse it. The memo lives as long as the file's
-        context, so nothing leaks from one file to the next.
-
-        Args:
-            key: Any hashable key; prefix it with the family name to avoid clashes.
-            factory: Called with no arguments on the first request.
-
-        Returns:
-            The stored value.
-        """
-        try:
-            return self._memo[key]
-        except KeyError:
-            value = self._memo[key] = factory()
-            return value
-
-    def option(self, name: str) -> Any:
-        """Return a family option's validated value (``ctx.option("public-api")``).
-
-        Args:
-            name: The option's key.
-
-        Returns:
-            The value in force for this run.
-        """
-        return self.settings.option(name)
 
     # -- the libcst tier ----------------------------------------------------------------
     @property
@@ -597,7 +608,7 @@ class FileContext:
         return self.source[lines.offset(line, col):lines.offset(end_line, end_col)]
 
 
-class ProjectContext:
+class ProjectContext(_MemoContext):
     """What a :class:`ProjectRule` sees of the whole project.
 
     Attributes:
@@ -614,36 +625,6 @@ class ProjectContext:
         self.files = files
         self.facts = facts
         self._memo: dict[Any, Any] = {}
-
-    def cache(self, key: Any, factory: Callable[[], Any]) -> Any:
-        """Return the value stored under ``key`` for this run, computing it once.
-
-        Project rules that share an index (a class hierarchy, README code blocks)
-        build it once per run through this memo.
-
-        Args:
-            key: Any hashable key; prefix it with the family name.
-            factory: Called with no arguments on the first request.
-
-        Returns:
-            The stored value.
-        """
-        try:
-            return self._memo[key]
-        except KeyError:
-            value = self._memo[key] = factory()
-            return value
-
-    def option(self, name: str) -> Any:
-        """Return a family option's validated value.
-
-        Args:
-            name: The option's key.
-
-        Returns:
-            The value in force for this run.
-        """
-        return self.settings.option(name)
 
     def read_text(self, relpath: str) -> str | None:
         """Return a project file's text, or ``None`` when it does not exist or is not text.

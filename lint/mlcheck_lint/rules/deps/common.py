@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ... import manifests
-from ...api import Edit, Finding, Fix
+from ...api import Edit, Finding, Fix, ProjectRule
 from ...manifests import DeclaredRequirement, Manifest
 
 #: Names of extras and dependency groups that hold test / development tools only.
@@ -38,6 +38,42 @@ def is_test_group(group: str) -> bool:
     if group.startswith("setup.cfg:extra:"):
         name = group[len("setup.cfg:extra:"):]
     return bool(TEST_GROUP.search(name.lower())) or group in ("setup.cfg:tests_require",)
+
+
+class ManifestRule(ProjectRule):
+    """A project rule over the manifests the engine discovers (text files).
+
+    Its per-file ``collect`` only records that the engine gave it a manifest, so
+    that :func:`manifest_paths` lists it in ``check_project``.
+    """
+
+    file_kinds = ("text",)
+
+    def collect(self, ctx: Any) -> Any:
+        """Record that this manifest was discovered.
+
+        Args:
+            ctx: The file's context.
+
+        Returns:
+            ``True``.
+        """
+        return True
+
+    def check_project(self, project: Any) -> Iterable[Finding]:
+        """Yield the rule's findings over the project's manifests.
+
+        Args:
+            project: The project context.
+
+        Yields:
+            The findings.
+        """
+        yield from self._manifest_findings(project, Path(project.root), manifest_paths(project, self.code))
+
+    def _manifest_findings(self, project: Any, root: Path, paths: list[str]) -> Iterable[Finding]:
+        """Yield the findings over ``paths``, the manifests of :func:`manifest_paths` (override)."""
+        return ()
 
 
 def manifest_paths(project: Any, code: str) -> list[str]:

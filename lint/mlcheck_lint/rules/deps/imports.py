@@ -314,8 +314,44 @@ class _Declared:
                 self.runtime.add(name)
 
 
+class _ImportRule(ProjectRule):
+    """What the two import rules share: each file's absolute imports are its facts."""
+
+    def collect(self, ctx: Any) -> Any:
+        """Return the file's absolute imports.
+
+        Args:
+            ctx: The file's context.
+
+        Returns:
+            ``[[module, line, col, guarded], ...]``.
+        """
+        return ctx.cache("deps.imports", lambda: _collect(ctx))
+
+    def check_project(self, project: Any) -> Iterable[Finding]:
+        """Yield the rule's findings once some file's imports were collected.
+
+        Args:
+            project: The project context.
+
+        Yields:
+            The findings.
+        """
+        facts = project.facts.get(self.code, {})
+        if not facts:
+            return
+        root = Path(project.root)
+        mapping = module_map(_option(project, "dependency-module-map", ()))
+        yield from self._import_findings(project, facts, root, _Declared(root), mapping)
+
+    def _import_findings(self, project: Any, facts: dict[str, Any], root: Path, declared: _Declared,
+                         mapping: dict[str, tuple[str, ...]]) -> Iterable[Finding]:
+        """Yield the findings from each file's imports (``facts``) and the declarations (override)."""
+        return ()
+
+
 @register
-class UndeclaredImport(ProjectRule):
+class UndeclaredImport(_ImportRule):
     """A third-party import that no declared dependency provides.
 
     What it does:
@@ -348,32 +384,9 @@ class UndeclaredImport(ProjectRule):
     name = "import-not-declared"
     summary = "a third-party import no declared dependency provides"
 
-    def collect(self, ctx: Any) -> Any:
-        """Return the file's absolute imports.
-
-        Args:
-            ctx: The file's context.
-
-        Returns:
-            ``[[module, line, col, guarded], ...]``.
-        """
-        return ctx.cache("deps.imports", lambda: _collect(ctx))
-
-    def check_project(self, project: Any) -> Iterable[Finding]:
-        """Yield one finding per file and undeclared top-level module.
-
-        Args:
-            project: The project context.
-
-        Yields:
-            The findings.
-        """
-        facts = project.facts.get(self.code, {})
-        if not facts:
-            return
-        root = Path(project.root)
-        declared = _Declared(root)
-        mapping = module_map(_option(project, "dependency-module-map", ()))
+    def _import_findings(self, project: Any, facts: dict[str, Any], root: Path, declared: _Declared,
+                         mapping: dict[str, tuple[str, ...]]) -> Iterable[Finding]:
+        """Yield one finding per file and undeclared top-level module."""
         stdlib = stdlib_names()
         top, local = first_party(project.files, _option(project, "packages", ()) or ())
         sources = sorted({e.path for e in declared.entries}) or ["(no manifest found)"]
@@ -410,7 +423,7 @@ class UndeclaredImport(ProjectRule):
 
 
 @register
-class UnusedDeclaration(ProjectRule):
+class UnusedDeclaration(_ImportRule):
     """A declared runtime dependency that no project file imports.
 
     What it does:
@@ -441,34 +454,11 @@ class UnusedDeclaration(ProjectRule):
     summary = "a declared dependency is never imported"
     default = "off"
 
-    def collect(self, ctx: Any) -> Any:
-        """Return the file's absolute imports.
-
-        Args:
-            ctx: The file's context.
-
-        Returns:
-            ``[[module, line, col, guarded], ...]``.
-        """
-        return ctx.cache("deps.imports", lambda: _collect(ctx))
-
-    def check_project(self, project: Any) -> Iterable[Finding]:
-        """Yield one finding per declared runtime dependency that nothing imports.
-
-        Args:
-            project: The project context.
-
-        Yields:
-            The findings.
-        """
+    def _import_findings(self, project: Any, facts: dict[str, Any], root: Path, declared: _Declared,
+                         mapping: dict[str, tuple[str, ...]]) -> Iterable[Finding]:
+        """Yield one finding per declared runtime dependency that nothing imports."""
         from packaging.utils import canonicalize_name
 
-        facts = project.facts.get(self.code, {})
-        if not facts:
-            return
-        root = Path(project.root)
-        declared = _Declared(root)
-        mapping = module_map(_option(project, "dependency-module-map", ()))
         allow = {canonicalize_name(n) for n in _option(project, "dependency-unused-allow", ())} | _NOT_IMPORTED
         provided: set[str] = set()
         for rel, imports in facts.items():

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ... import manifests
-from ...api import Finding, ProjectRule, register
+from ...api import Finding, register
 from ...manifests import DeclaredRequirement
 from . import common, markers
 
@@ -149,7 +149,7 @@ def _via_parents(via: tuple[str, ...]) -> tuple[set[str], bool]:
 
 
 @register
-class PipToolsLockStale(ProjectRule):
+class PipToolsLockStale(common.ManifestRule):
     """A pip-tools lock (``requirements.txt``) out of sync with its ``.in`` source.
 
     What it does:
@@ -181,31 +181,11 @@ class PipToolsLockStale(ProjectRule):
     code = "MLC203"
     name = "pip-tools-lock-stale"
     summary = "a pip-tools lock (.txt) is out of sync with its .in source"
-    file_kinds = ("text",)
     text_files = manifests.REQUIREMENTS_PATTERNS + ("pyproject.toml", "setup.cfg")
 
-    def collect(self, ctx: Any) -> Any:
-        """Record that this manifest was discovered.
-
-        Args:
-            ctx: The file's context.
-
-        Returns:
-            ``True``.
-        """
-        return True
-
-    def check_project(self, project: Any) -> Iterable[Finding]:
-        """Yield the staleness findings of every pip-tools lock.
-
-        Args:
-            project: The project context.
-
-        Yields:
-            The findings.
-        """
-        root = Path(project.root)
-        for lock, sources, options in find_pip_tools_locks(root, common.manifest_paths(project, self.code)):
+    def _manifest_findings(self, project: Any, root: Path, paths: list[str]) -> Iterable[Finding]:
+        """Yield the staleness findings of every pip-tools lock."""
+        for lock, sources, options in find_pip_tools_locks(root, paths):
             yield from stale_findings(self.code, root, lock, sources, options)
 
 
@@ -342,7 +322,7 @@ def _requirement_or_none(text: str) -> Any:
 
 
 @register
-class StandardLockStale(ProjectRule):
+class StandardLockStale(common.ManifestRule):
     """A ``pylock.toml`` or ``uv.lock`` out of sync with ``pyproject.toml``.
 
     What it does:
@@ -372,31 +352,10 @@ class StandardLockStale(ProjectRule):
     code = "MLC209"
     name = "standard-lock-stale"
     summary = "pylock.toml / uv.lock out of sync with pyproject.toml"
-    file_kinds = ("text",)
     text_files = ("pyproject.toml",) + manifests.LOCK_PATTERNS
 
-    def collect(self, ctx: Any) -> Any:
-        """Record that this manifest was discovered.
-
-        Args:
-            ctx: The file's context.
-
-        Returns:
-            ``True``.
-        """
-        return True
-
-    def check_project(self, project: Any) -> Iterable[Finding]:
-        """Yield the staleness findings of every standard lock next to a pyproject.
-
-        Args:
-            project: The project context.
-
-        Yields:
-            The findings.
-        """
-        root = Path(project.root)
-        paths = common.manifest_paths(project, self.code)
+    def _manifest_findings(self, project: Any, root: Path, paths: list[str]) -> Iterable[Finding]:
+        """Yield the staleness findings of every standard lock next to a pyproject."""
         for rel in paths:
             if manifests.manifest_kind(rel) != "pyproject":
                 continue

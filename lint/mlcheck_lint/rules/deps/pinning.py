@@ -181,7 +181,7 @@ def has_lock(folder: Path) -> str | None:
 
 
 @register
-class DependencyPolicy(ProjectRule):
+class DependencyPolicy(common.ManifestRule):
     """A ``pyproject.toml`` dependency that breaks the project's pinning policy.
 
     What it does:
@@ -220,19 +220,7 @@ class DependencyPolicy(ProjectRule):
     name = "dependency-policy"
     summary = "a pyproject.toml requirement breaks the library/application pinning policy"
     fix_safety = "safe"
-    file_kinds = ("text",)
     text_files = ("pyproject.toml",)
-
-    def collect(self, ctx: Any) -> Any:
-        """Record that this pyproject was discovered.
-
-        Args:
-            ctx: The file's context.
-
-        Returns:
-            ``True``.
-        """
-        return True
 
     def check(self, ctx: Any) -> Iterable[Finding]:
         """Under ``--fix``, yield the same findings as the project phase, with their fixes.
@@ -256,18 +244,10 @@ class DependencyPolicy(ProjectRule):
         folder = (Path(root) / ctx.path).parent if root is not None else None
         yield from self.findings_for(ctx.path, ctx.source, folder, ctx.option("dependency-policy"))
 
-    def check_project(self, project: Any) -> Iterable[Finding]:
-        """Yield the policy findings of every discovered ``pyproject.toml``.
-
-        Args:
-            project: The project context.
-
-        Yields:
-            The findings.
-        """
-        root = Path(project.root)
+    def _manifest_findings(self, project: Any, root: Path, paths: list[str]) -> Iterable[Finding]:
+        """Yield the policy findings of every discovered ``pyproject.toml``."""
         configured = project.option("dependency-policy")
-        for rel in common.manifest_paths(project, self.code):
+        for rel in paths:
             if manifests.manifest_kind(rel) != "pyproject":
                 continue
             text, problem = common.read_cached(root, rel)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ... import manifests
-from ...api import Finding, ProjectRule, register
+from ...api import Finding, register
 from . import common
 
 
@@ -23,7 +23,7 @@ def parsed(ctx: Any) -> Any:
 
 
 @register
-class ManifestSyntax(ProjectRule):
+class ManifestSyntax(common.ManifestRule):
     """A manifest that cannot be parsed.
 
     What it does:
@@ -52,7 +52,6 @@ class ManifestSyntax(ProjectRule):
     code = "MLC200"
     name = "manifest-unparseable"
     summary = "a manifest that cannot be parsed (malformed requirement, TOML, YAML or include)"
-    file_kinds = ("text",)
     text_files = manifests.MANIFEST_PATTERNS
 
     def check(self, ctx: Any) -> Iterable[Finding]:
@@ -67,30 +66,11 @@ class ManifestSyntax(ProjectRule):
         for problem in parsed(ctx).problems:
             yield common.finding(self.code, problem, f"{problem.path}:{problem.line}: {problem.reason}")
 
-    def collect(self, ctx: Any) -> Any:
-        """Record that the engine gave this manifest to the rule (so it was checked).
-
-        Args:
-            ctx: The file's context.
-
-        Returns:
-            ``True``.
-        """
-        return True
-
-    def check_project(self, project: Any) -> Iterable[Finding]:
-        """Yield include problems, and parse problems of root manifests not linted.
-
-        Args:
-            project: The project context.
-
-        Yields:
-            The findings.
-        """
-        root = Path(project.root)
+    def _manifest_findings(self, project: Any, root: Path, paths: list[str]) -> Iterable[Finding]:
+        """Yield include problems, and parse problems of root manifests not linted."""
         seen_files = set(project.facts.get(self.code, {}))
         reported: set[tuple[str, int, int, str]] = set()
-        for rel in common.manifest_paths(project, self.code):
+        for rel in paths:
             if rel not in seen_files:
                 text, problem = common.read_cached(root, rel)
                 problems = [problem] if problem is not None else manifests.read_manifest(rel, text).problems

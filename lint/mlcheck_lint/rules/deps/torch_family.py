@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ... import manifests
-from ...api import Finding, ProjectRule, register
+from ...api import Finding, register
 from ...manifests import DeclaredRequirement
 from . import common
 
@@ -152,7 +152,7 @@ def _environments(root: Path, paths: list[str]) -> Iterable[tuple[str, list[Decl
 
 
 @register
-class TorchFamilyMismatch(ProjectRule):
+class TorchFamilyMismatch(common.ManifestRule):
     """torch, torchvision and torchaudio pinned to releases that do not belong together.
 
     What it does:
@@ -186,33 +186,13 @@ class TorchFamilyMismatch(ProjectRule):
     code = "MLC204"
     name = "torch-family-mismatch"
     summary = "torch / torchvision / torchaudio releases or CUDA builds that do not belong together"
-    file_kinds = ("text",)
     text_files = manifests.REQUIREMENTS_PATTERNS + ("pyproject.toml", "setup.cfg", "environment.yml",
                                                     "environment.yaml")
 
-    def collect(self, ctx: Any) -> Any:
-        """Record that this manifest was discovered.
-
-        Args:
-            ctx: The file's context.
-
-        Returns:
-            ``True``.
-        """
-        return True
-
-    def check_project(self, project: Any) -> Iterable[Finding]:
-        """Yield the torch family findings of every installable set.
-
-        Args:
-            project: The project context.
-
-        Yields:
-            The findings (each location once, even when several sets share it).
-        """
-        root = Path(project.root)
+    def _manifest_findings(self, project: Any, root: Path, paths: list[str]) -> Iterable[Finding]:
+        """Yield the torch family findings of every installable set, each location once."""
         seen: set[tuple[str, int, int, str]] = set()
-        for where, entries, served in _environments(root, common.manifest_paths(project, self.code)):
+        for where, entries, served in _environments(root, paths):
             for finding in self._check_set(where, entries, served):
                 key = (finding.path, finding.line, finding.col, finding.message.split(":", 1)[0])
                 if key not in seen:

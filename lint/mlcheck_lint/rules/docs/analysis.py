@@ -26,7 +26,7 @@ import dataclasses
 import re
 from typing import Any, Iterable, Iterator
 
-from ...api import Finding
+from ...api import Finding, Rule
 from ...docstrings import DocParam, Docstring, literal_value, parse_docstring
 from ...project_index import DATACLASS_DECORATORS, dotted, suites
 
@@ -512,6 +512,15 @@ class Target:
     also_documented: set[str]  # documented in the companion docstring (class <-> __init__)
 
 
+def _sectioned_defs(fd: FileDocs) -> Iterator[Def]:
+    """Yield the definitions whose own docstring the rules read: written out, not an
+    overload stub or an accessor, and in a convention with sections."""
+    for d in fd.defs:
+        if d.doc is not None and not d.generated_doc and not d.overload and not d.accessor \
+                and d.doc.parsed.style != "none":
+            yield d
+
+
 def targets(fd: FileDocs) -> Iterator[Target]:
     """Yield every sectioned docstring with the parameter list it documents.
 
@@ -521,10 +530,8 @@ def targets(fd: FileDocs) -> Iterator[Target]:
     Returns:
         An iterator of targets.
     """
-    for d in fd.defs:
-        if d.doc is None or d.generated_doc or d.overload or d.accessor or d.params is None:
-            continue
-        if d.doc.parsed.style == "none":
+    for d in _sectioned_defs(fd):
+        if d.params is None:
             continue
         other: Doc | None = None
         if d.kind == "class" and d.init is not None:
@@ -533,6 +540,23 @@ def targets(fd: FileDocs) -> Iterator[Target]:
             other = d.owner.doc
         also = {p.name for p in other.parsed.params} if other is not None else set()
         yield Target(d, d.doc, d.params, d.partial, also)
+
+
+def signature_pairs(t: Target) -> Iterator[tuple[DocParam, SigParam]]:
+    """Yield each documented parameter of a target with the signature parameter of its name.
+
+    Args:
+        t: The target.
+
+    Returns:
+        An iterator of ``(documented, signature)`` pairs, in documented order; entries
+        the signature does not have are left out.
+    """
+    sig = {p.name: p for p in t.params}
+    for dp in t.doc.parsed.params:
+        sp = sig.get(dp.name)
+        if sp is not None:
+            yield dp, sp
 
 
 def param_line_text(doc: Doc, p: DocParam) -> str:
@@ -630,12 +654,9 @@ def function_targets(fd: FileDocs) -> Iterator[Def]:
     Returns:
         An iterator of definitions.
     """
-    for d in fd.defs:
-        if d.kind != "function" or d.doc is None or d.generated_doc or d.overload or d.accessor:
-            continue
-        if d.doc.parsed.style == "none" or d.abstract or is_stub(d):
-            continue
-        yield d
+    for d in _sectioned_defs(fd):
+        if d.kind == "function" and not d.abstract and not is_stub(d):
+            yield d
 
 
 def lead_col(doc: Doc, raw_line: int, col: int) -> int:
@@ -655,3 +676,46 @@ def lead_col(doc: Doc, raw_line: int, col: int) -> int:
     if raw_line < len(lines) and raw_line > 0:
         return len(lines[raw_line]) - len(lines[raw_line].lstrip())
     return col
+
+
+# ---------------------------------------------------------------------------------------
+# Rule bases
+# ---------------------------------------------------------------------------------------
+
+class TargetRule(Rule):
+    """A documentation rule checked docstring by docstring.
+
+    ``check`` hands each :func:`targets` entry of the file (a docstring with the
+    parameter list it documents) to ``_target_findings`` and returns the findings in
+    order. :class:`FunctionRule` hands it the :func:`function_targets` instead.
+    """
+
+    def _targets(self, fd: FileDocs) -> Iterable[Any]:
+        """Return what ``check`` walks."""
+        return targets(fd)
+
+    def _target_findings(self, ctx: Any, t: Any) -> list[Finding]:
+        """Return the findings of one target (override)."""
+        raise NotImplementedError
+
+    def check(self, ctx: Any) -> Iterable[Finding]:
+        """Return the findings of every target of the file, in order.
+
+        Args:
+            ctx: The file's context.
+
+        Returns:
+            The findings.
+        """
+        out: list[Finding] = []
+        for t in self._targets(file_docs(ctx)):
+            out += self._target_findings(ctx, t)
+        return out
+
+
+class FunctionRule(TargetRule):
+    """A :class:`TargetRule` over the documented concrete functions (:func:`function_targets`)."""
+
+    def _targets(self, fd: FileDocs) -> Iterable[Any]:
+        """Return what ``check`` walks."""
+        return function_targets(fd)

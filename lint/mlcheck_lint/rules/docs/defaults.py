@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
-from ...api import Edit, Finding, Fix, Rule, register
+from ...api import Edit, Finding, Fix, register
 from ...docstrings import UNKNOWN, literal_value, same_value
-from .analysis import code_text, doc_pos, file_docs, finding, targets, what
+from .analysis import Target, TargetRule, code_text, doc_pos, finding, signature_pairs, what
 
 
 @register
-class DocumentedDefaultDiffers(Rule):
+class DocumentedDefaultDiffers(TargetRule):
     """A documented default differs from the signature's default.
 
     What it does:
@@ -65,48 +65,38 @@ class DocumentedDefaultDiffers(Rule):
     fix_safety = "safe"
     requires_text = ("efault",)
 
-    def check(self, ctx: Any) -> Iterable[Finding]:
-        """Yield a finding (with a safe fix where possible) per stale documented default.
-
-        Args:
-            ctx: The file's context.
-
-        Returns:
-            The findings.
-        """
+    def _target_findings(self, ctx: Any, t: Target) -> list[Finding]:
+        """Return a finding (with a safe fix where possible) per stale documented default."""
         out = []
-        for t in targets(file_docs(ctx)):
-            sig = {p.name: p for p in t.params}
-            for dp in t.doc.parsed.params:
-                sp = sig.get(dp.name)
-                if dp.default is None or sp is None or sp.default is None:
-                    continue
-                documented = literal_value(dp.default.text)
-                actual = literal_value(sp.default)
-                if documented is UNKNOWN or actual is UNKNOWN or actual is None:
-                    continue
-                if same_value(documented, actual):
-                    continue
-                written = code_text(ctx, sp.default).strip()
-                if dp.default.line is not None:
-                    line, col = doc_pos(ctx, t.doc, dp.default.line, dp.default.col)
-                    located = t.doc.exact
-                else:
-                    line, col = doc_pos(ctx, t.doc, dp.line, dp.col)
-                    located = False
-                fix = None
-                closes_docstring = written.endswith(t.doc.quote[:1]) and dp.default.line is not None and \
-                    dp.default.line == len(t.doc.raw.splitlines()) - 1 and \
-                    t.doc.raw.rstrip().endswith(dp.default.text)
-                if located and t.doc.fixable and "\n" not in written and "\\" not in written \
-                        and t.doc.quote not in written and not closes_docstring:
-                    raw_line = t.doc.raw.splitlines()[dp.default.line]
-                    if raw_line[dp.default.col:dp.default.col + len(dp.default.text)] == dp.default.text:
-                        fix = Fix("safe", f"document the default of `{dp.name}` as {written}",
-                                  (Edit(line, col, line, col + len(dp.default.text), written),))
-                out.append(finding(ctx, self.code, line, col,
-                                    f"docstring of {what(t.d)} says `{dp.name}` defaults to {dp.default.text}, "
-                                    f"but the signature's default is {written}: users who trust the docs "
-                                    f"run with a different value; update the docstring (or the default)",
-                                    fix, (line, col + len(dp.default.text)) if located else None))
+        for dp, sp in signature_pairs(t):
+            if dp.default is None or sp.default is None:
+                continue
+            documented = literal_value(dp.default.text)
+            actual = literal_value(sp.default)
+            if documented is UNKNOWN or actual is UNKNOWN or actual is None:
+                continue
+            if same_value(documented, actual):
+                continue
+            written = code_text(ctx, sp.default).strip()
+            if dp.default.line is not None:
+                line, col = doc_pos(ctx, t.doc, dp.default.line, dp.default.col)
+                located = t.doc.exact
+            else:
+                line, col = doc_pos(ctx, t.doc, dp.line, dp.col)
+                located = False
+            fix = None
+            closes_docstring = written.endswith(t.doc.quote[:1]) and dp.default.line is not None and \
+                dp.default.line == len(t.doc.raw.splitlines()) - 1 and \
+                t.doc.raw.rstrip().endswith(dp.default.text)
+            if located and t.doc.fixable and "\n" not in written and "\\" not in written \
+                    and t.doc.quote not in written and not closes_docstring:
+                raw_line = t.doc.raw.splitlines()[dp.default.line]
+                if raw_line[dp.default.col:dp.default.col + len(dp.default.text)] == dp.default.text:
+                    fix = Fix("safe", f"document the default of `{dp.name}` as {written}",
+                              (Edit(line, col, line, col + len(dp.default.text), written),))
+            out.append(finding(ctx, self.code, line, col,
+                                f"docstring of {what(t.d)} says `{dp.name}` defaults to {dp.default.text}, "
+                                f"but the signature's default is {written}: users who trust the docs "
+                                f"run with a different value; update the docstring (or the default)",
+                                fix, (line, col + len(dp.default.text)) if located else None))
         return out

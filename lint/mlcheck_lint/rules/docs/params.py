@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from typing import Any
 
-from ...api import Edit, Finding, Fix, Rule, register
-from .analysis import STAR_KINDS, at_name, doc_pos, file_docs, finding, param_line_text, targets, what
+from ...api import Edit, Finding, Fix, register
+from .analysis import STAR_KINDS, Target, TargetRule, at_name, doc_pos, finding, param_line_text, what
 
 
 @register
-class DocumentedParamNotInSignature(Rule):
+class DocumentedParamNotInSignature(TargetRule):
     """A documented parameter is not in the signature.
 
     What it does:
@@ -65,47 +65,36 @@ class DocumentedParamNotInSignature(Rule):
     fix_safety = "unsafe"
     requires_text = ("def", "class")
 
-    def check(self, ctx: Any) -> Iterable[Finding]:
-        """Yield a finding per documented parameter missing from the signature.
-
-        Args:
-            ctx: The file's context.
-
-        Returns:
-            The findings.
-        """
-        out = []
-        for t in targets(file_docs(ctx)):
-            if t.partial:
-                continue
-            out += _star_mismatches(ctx, self.code, t)
-            # With ``**kwargs``, a plain name may be a keyword it forwards; a starred
-            # entry (``*argz``) can never be one, so it is still checked.
-            forwards = any(p.kind == "starstar" for p in t.params)
-            names = {p.name for p in t.params}
-            documented = {p.name for p in t.doc.parsed.params} | t.also_documented
-            stale = [p for p in t.doc.parsed.params if p.name not in names and p.name not in ("self", "cls")
-                     and (not forwards or _stars(p.raw_name))]
-            if not stale:
-                continue
-            undocumented = [p for p in t.params if p.name not in documented and p.kind not in STAR_KINDS
-                            and not p.name.startswith("_")]
-            for p in stale:
-                line, col = doc_pos(ctx, t.doc, p.line, p.col)
-                fix = None
-                hint = ""
-                if len(stale) == 1 and len(undocumented) == 1 and _looks_renamed(p.name, undocumented[0].name):
-                    new = undocumented[0].name
-                    hint = f"; if it was renamed, document it as `{new}`"
-                    if t.doc.fixable and p.raw_name == p.name and \
-                            param_line_text(t.doc, p)[p.col:p.col + len(p.name)] == p.name:
-                        fix = Fix("unsafe", f"rename documented parameter `{p.name}` to `{new}`",
-                                  (Edit(line, col, line, col + len(p.name), new),))
-                sig = ", ".join(x.name for x in t.params) or "no parameters"
-                out.append(finding(ctx, self.code, line, col,
-                                    f"docstring of {what(t.d)} documents `{p.raw_name}`, which is not in its "
-                                    f"signature ({sig}){hint}; remove or rename the entry",
-                                    fix, (line, col + len(p.raw_name))))
+    def _target_findings(self, ctx: Any, t: Target) -> list[Finding]:
+        """Return a finding per documented parameter missing from the signature."""
+        if t.partial:
+            return []
+        out = _star_mismatches(ctx, self.code, t)
+        # With ``**kwargs``, a plain name may be a keyword it forwards; a starred
+        # entry (``*argz``) can never be one, so it is still checked.
+        forwards = any(p.kind == "starstar" for p in t.params)
+        names = {p.name for p in t.params}
+        documented = {p.name for p in t.doc.parsed.params} | t.also_documented
+        stale = [p for p in t.doc.parsed.params if p.name not in names and p.name not in ("self", "cls")
+                 and (not forwards or _stars(p.raw_name))]
+        undocumented = [p for p in t.params if p.name not in documented and p.kind not in STAR_KINDS
+                        and not p.name.startswith("_")]
+        for p in stale:
+            line, col = doc_pos(ctx, t.doc, p.line, p.col)
+            fix = None
+            hint = ""
+            if len(stale) == 1 and len(undocumented) == 1 and _looks_renamed(p.name, undocumented[0].name):
+                new = undocumented[0].name
+                hint = f"; if it was renamed, document it as `{new}`"
+                if t.doc.fixable and p.raw_name == p.name and \
+                        param_line_text(t.doc, p)[p.col:p.col + len(p.name)] == p.name:
+                    fix = Fix("unsafe", f"rename documented parameter `{p.name}` to `{new}`",
+                              (Edit(line, col, line, col + len(p.name), new),))
+            sig = ", ".join(x.name for x in t.params) or "no parameters"
+            out.append(finding(ctx, self.code, line, col,
+                                f"docstring of {what(t.d)} documents `{p.raw_name}`, which is not in its "
+                                f"signature ({sig}){hint}; remove or rename the entry",
+                                fix, (line, col + len(p.raw_name))))
         return out
 
 
@@ -152,7 +141,7 @@ def _looks_renamed(old: str, new: str) -> bool:
 
 
 @register
-class SignatureParamNotDocumented(Rule):
+class SignatureParamNotDocumented(TargetRule):
     """A signature parameter is missing from a docstring that has a parameters section.
 
     What it does:
@@ -199,36 +188,27 @@ class SignatureParamNotDocumented(Rule):
     default = "on"
     requires_text = ("def", "class")
 
-    def check(self, ctx: Any) -> Iterable[Finding]:
-        """Yield one finding per docstring that misses signature parameters.
-
-        Args:
-            ctx: The file's context.
-
-        Returns:
-            The findings.
-        """
-        out = []
-        for t in targets(file_docs(ctx)):
-            parsed = t.doc.parsed
-            if not parsed.has_params_section or parsed.uncertain:
-                continue
-            if _PLACEHOLDER.search(t.doc.raw):
-                continue  # ``%(data_dir)s``: entries a decorator fills in at import time
-            documented = {p.name for p in parsed.params} | t.also_documented
-            missing = [p.name for p in t.params if p.kind not in STAR_KINDS and not p.name.startswith("_")
-                       and p.name not in documented and p.name not in ("self", "cls")]
-            if missing:
-                names = ", ".join(f"`{m}`" for m in missing)
-                out.append(at_name(ctx, t.d, self.code,
-                                    f"docstring of {what(t.d)} does not document parameter"
-                                    f"{'s' if len(missing) > 1 else ''} {names}: add "
-                                    f"{'them' if len(missing) > 1 else 'it'} to its parameters section"))
-        return out
+    def _target_findings(self, ctx: Any, t: Target) -> list[Finding]:
+        """Return one finding when the docstring misses signature parameters."""
+        parsed = t.doc.parsed
+        if not parsed.has_params_section or parsed.uncertain:
+            return []
+        if _PLACEHOLDER.search(t.doc.raw):
+            return []  # ``%(data_dir)s``: entries a decorator fills in at import time
+        documented = {p.name for p in parsed.params} | t.also_documented
+        missing = [p.name for p in t.params if p.kind not in STAR_KINDS and not p.name.startswith("_")
+                   and p.name not in documented and p.name not in ("self", "cls")]
+        if not missing:
+            return []
+        names = ", ".join(f"`{m}`" for m in missing)
+        return [at_name(ctx, t.d, self.code,
+                        f"docstring of {what(t.d)} does not document parameter"
+                        f"{'s' if len(missing) > 1 else ''} {names}: add "
+                        f"{'them' if len(missing) > 1 else 'it'} to its parameters section")]
 
 
 @register
-class DocumentedParamsOutOfOrder(Rule):
+class DocumentedParamsOutOfOrder(TargetRule):
     """Documented parameters are in a different order than the signature.
 
     What it does:
@@ -270,33 +250,23 @@ class DocumentedParamsOutOfOrder(Rule):
     default = "on"
     requires_text = ("def", "class")
 
-    def check(self, ctx: Any) -> Iterable[Finding]:
-        """Yield a finding per parameters section that is out of signature order.
-
-        Args:
-            ctx: The file's context.
-
-        Returns:
-            The findings.
-        """
-        out = []
-        for t in targets(file_docs(ctx)):
-            order = {p.name: i for i, p in enumerate(t.params)}
-            entries = [p for p in t.doc.parsed.params if p.section == "params" and p.name in order]
-            seen: set[str] = set()
-            unique = []
-            for p in entries:
-                if p.name not in seen:
-                    seen.add(p.name)
-                    unique.append(p)
-            for prev, cur in zip(unique, unique[1:]):
-                if order[cur.name] < order[prev.name]:
-                    line, col = doc_pos(ctx, t.doc, prev.line, prev.col)
-                    documented = ", ".join(p.name for p in unique)
-                    expected = ", ".join(p.name for p in sorted(unique, key=lambda p: order[p.name]))
-                    out.append(finding(ctx, self.code, line, col,
-                                        f"docstring of {what(t.d)} documents `{prev.name}` before `{cur.name}`, "
-                                        f"but the signature has them the other way round: documented order "
-                                        f"({documented}), signature order ({expected})"))
-                    break
-        return out
+    def _target_findings(self, ctx: Any, t: Target) -> list[Finding]:
+        """Return a finding when the parameters section is out of signature order."""
+        order = {p.name: i for i, p in enumerate(t.params)}
+        entries = [p for p in t.doc.parsed.params if p.section == "params" and p.name in order]
+        seen: set[str] = set()
+        unique = []
+        for p in entries:
+            if p.name not in seen:
+                seen.add(p.name)
+                unique.append(p)
+        for prev, cur in zip(unique, unique[1:]):
+            if order[cur.name] < order[prev.name]:
+                line, col = doc_pos(ctx, t.doc, prev.line, prev.col)
+                documented = ", ".join(p.name for p in unique)
+                expected = ", ".join(p.name for p in sorted(unique, key=lambda p: order[p.name]))
+                return [finding(ctx, self.code, line, col,
+                                f"docstring of {what(t.d)} documents `{prev.name}` before `{cur.name}`, "
+                                f"but the signature has them the other way round: documented order "
+                                f"({documented}), signature order ({expected})")]
+        return []

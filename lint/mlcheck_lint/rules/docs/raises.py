@@ -138,7 +138,7 @@ class _RaisesRule(ProjectRule):
         for path in sorted(project.facts.get(self.code, {})):
             facts = project.facts[self.code][path] or {}
             for fn in facts.get("functions", ()):
-                out.extend(self.function_findings(project, path, fn))
+                out.extend(self._function_findings(project, path, fn))
         return out
 
     def covers(self, project: Any, documented: str, raised: str) -> bool:
@@ -154,7 +154,7 @@ class _RaisesRule(ProjectRule):
         """
         return documented == raised or documented in _ancestors(project, self.code, raised)
 
-    def function_findings(self, project: Any, path: str, fn: dict[str, Any]) -> list[Finding]:
+    def _function_findings(self, project: Any, path: str, fn: dict[str, Any]) -> list[Finding]:
         """Return the findings of one function.
 
         Args:
@@ -209,17 +209,8 @@ class DocumentedExceptionNotRaised(_RaisesRule):
     summary = "a documented exception is never raised by the function itself"
     default = "off"
 
-    def function_findings(self, project: Any, path: str, fn: dict[str, Any]) -> list[Finding]:
-        """Return one finding per documented exception no direct raise covers.
-
-        Args:
-            project: The project's context.
-            path: The file.
-            fn: The function's collected facts.
-
-        Returns:
-            The findings.
-        """
+    def _function_findings(self, project: Any, path: str, fn: dict[str, Any]) -> list[Finding]:
+        """Return one finding per documented exception no direct raise covers."""
         if fn["opaque"]:
             return []
         raised = [r[0] for r in fn["raised"]]
@@ -279,17 +270,8 @@ class RaisedExceptionNotDocumented(_RaisesRule):
     summary = "an exception the function raises is missing from its Raises section"
     default = "on"
 
-    def function_findings(self, project: Any, path: str, fn: dict[str, Any]) -> list[Finding]:
-        """Return one finding per raised exception no documented one covers.
-
-        Args:
-            project: The project's context.
-            path: The file.
-            fn: The function's collected facts.
-
-        Returns:
-            The findings.
-        """
+    def _function_findings(self, project: Any, path: str, fn: dict[str, Any]) -> list[Finding]:
+        """Return one finding per raised exception no documented one covers."""
         if not fn["section"]:
             return []
         documented = [d[0] for d in fn["documented"]]
@@ -341,17 +323,8 @@ class RaisesSectionMissing(_RaisesRule):
     summary = "a public function raises exceptions but its docstring has no Raises section"
     default = "off"
 
-    def function_findings(self, project: Any, path: str, fn: dict[str, Any]) -> list[Finding]:
-        """Return one finding when a public function raises without a Raises section.
-
-        Args:
-            project: The project's context.
-            path: The file.
-            fn: The function's collected facts.
-
-        Returns:
-            The findings.
-        """
+    def _function_findings(self, project: Any, path: str, fn: dict[str, Any]) -> list[Finding]:
+        """Return one finding when a public function raises without a Raises section."""
         names = sorted({r[0] for r in fn["raised"]} - {"NotImplementedError"})
         if not fn["public"] or fn["section"] or not names:
             return []

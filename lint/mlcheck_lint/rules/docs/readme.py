@@ -168,10 +168,10 @@ class _ReadmeRule(ProjectRule):
                 return Finding(self.code, message, first + li, col_off + col, first + li,
                                col_off + col + (end_col - col if end_line == line else 0), path=rel)
 
-            out.extend(self.block_findings(index, refs, at))
+            out.extend(self._block_findings(index, refs, at))
         return out
 
-    def block_findings(self, index: ProjectIndex, refs: _BlockRefs, at: Any) -> list[Finding]:
+    def _block_findings(self, index: ProjectIndex, refs: _BlockRefs, at: Any) -> list[Finding]:
         """Return the findings of one code block.
 
         Args:
@@ -219,17 +219,8 @@ class ReadmeNameMissing(_ReadmeRule):
     summary = "a README/docs code block references a project name that does not exist"
     default = "on"
 
-    def block_findings(self, index: ProjectIndex, refs: _BlockRefs, at: Any) -> list[Finding]:
-        """Return the block's imports and attribute chains that name nothing in the project.
-
-        Args:
-            index: The project's symbol index.
-            refs: The block's references.
-            at: Builds a finding from a block position and a message.
-
-        Returns:
-            The findings.
-        """
+    def _block_findings(self, index: ProjectIndex, refs: _BlockRefs, at: Any) -> list[Finding]:
+        """Return the block's imports and attribute chains that name nothing in the project."""
         out = []
         reported: set[str] = set()
         for where, module, name in refs.imports:
@@ -289,17 +280,8 @@ class ReadmeBadKeyword(_ReadmeRule):
     summary = "a README/docs code block calls a project callable with an unknown keyword"
     default = "on"
 
-    def block_findings(self, index: ProjectIndex, refs: _BlockRefs, at: Any) -> list[Finding]:
-        """Return the block's keyword arguments that the called signature does not accept.
-
-        Args:
-            index: The project's symbol index.
-            refs: The block's references.
-            at: Builds a finding from a block position and a message.
-
-        Returns:
-            The findings.
-        """
+    def _block_findings(self, index: ProjectIndex, refs: _BlockRefs, at: Any) -> list[Finding]:
+        """Return the block's keyword arguments that the called signature does not accept."""
         out = []
         for _node, chain, kws in refs.calls:
             kind, value, reached = index.resolve_chain(refs.bound[chain[0]], chain[1:])

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
-from ...api import Finding, Rule, register
-from .analysis import at_name, body_facts, doc_pos, file_docs, finding, function_targets, lead_col, what
+from ...api import Finding, register
+from .analysis import Def, FunctionRule, at_name, body_facts, doc_pos, finding, lead_col, what
 
 
 @register
-class ReturnsSectionWithoutReturn(Rule):
+class ReturnsSectionWithoutReturn(FunctionRule):
     """A Returns or Yields section on a function that never returns or yields a value.
 
     What it does:
@@ -49,39 +49,31 @@ class ReturnsSectionWithoutReturn(Rule):
     default = "on"
     requires_text = ("eturn", "ield")
 
-    def check(self, ctx: Any) -> Iterable[Finding]:
-        """Yield a finding per Returns/Yields section the body does not honour.
-
-        Args:
-            ctx: The file's context.
-
-        Returns:
-            The findings.
-        """
+    def _target_findings(self, ctx: Any, d: Def) -> list[Finding]:
+        """Return a finding per Returns/Yields section the body does not honour."""
+        parsed = d.doc.parsed
+        if parsed.returns_line is None and parsed.yields_line is None:
+            return []
         out = []
-        for d in function_targets(file_docs(ctx)):
-            parsed = d.doc.parsed
-            if parsed.returns_line is None and parsed.yields_line is None:
-                continue
-            facts = body_facts(ctx, d)
-            if parsed.returns_line is not None and not facts.returns_value and not facts.yields \
-                    and not parsed.returns_text.strip().strip("`*:").lower().startswith("none"):
-                line, col = doc_pos(ctx, d.doc, parsed.returns_line, 0)
-                col = lead_col(d.doc, parsed.returns_line, col)
-                out.append(finding(ctx, self.code, line, col,
-                                    f"docstring of {what(d)} has a Returns section, but the function never "
-                                    "returns a value (callers get None): remove the section or return the value"))
-            if parsed.yields_line is not None and not facts.yields:
-                line, col = doc_pos(ctx, d.doc, parsed.yields_line, 0)
-                col = lead_col(d.doc, parsed.yields_line, col)
-                out.append(finding(ctx, self.code, line, col,
-                                    f"docstring of {what(d)} has a Yields section, but the function never "
-                                    "yields: it is not a generator; document what it returns instead"))
+        facts = body_facts(ctx, d)
+        if parsed.returns_line is not None and not facts.returns_value and not facts.yields \
+                and not parsed.returns_text.strip().strip("`*:").lower().startswith("none"):
+            line, col = doc_pos(ctx, d.doc, parsed.returns_line, 0)
+            col = lead_col(d.doc, parsed.returns_line, col)
+            out.append(finding(ctx, self.code, line, col,
+                               f"docstring of {what(d)} has a Returns section, but the function never "
+                               "returns a value (callers get None): remove the section or return the value"))
+        if parsed.yields_line is not None and not facts.yields:
+            line, col = doc_pos(ctx, d.doc, parsed.yields_line, 0)
+            col = lead_col(d.doc, parsed.yields_line, col)
+            out.append(finding(ctx, self.code, line, col,
+                               f"docstring of {what(d)} has a Yields section, but the function never "
+                               "yields: it is not a generator; document what it returns instead"))
         return out
 
 
 @register
-class ReturnWithoutReturnsSection(Rule):
+class ReturnWithoutReturnsSection(FunctionRule):
     """A function returns a value but its sectioned docstring has no Returns section.
 
     What it does:
@@ -128,25 +120,16 @@ class ReturnWithoutReturnsSection(Rule):
     default = "off"
     requires_text = ("return",)
 
-    def check(self, ctx: Any) -> Iterable[Finding]:
-        """Yield a finding per sectioned docstring missing its Returns section.
-
-        Args:
-            ctx: The file's context.
-
-        Returns:
-            The findings.
-        """
-        out = []
-        for d in function_targets(file_docs(ctx)):
-            parsed = d.doc.parsed
-            if d.is_property or d.name.startswith("__"):
-                continue
-            if parsed.returns_line is not None or parsed.yields_line is not None or parsed.rtype:
-                continue
-            facts = body_facts(ctx, d)
-            if facts.returns_value and not facts.yields:
-                out.append(at_name(ctx, d, self.code,
-                                    f"{what(d)} returns a value, but its docstring has no Returns section: "
-                                    "document what it returns (shape, dtype, meaning)"))
-        return out
+    def _target_findings(self, ctx: Any, d: Def) -> list[Finding]:
+        """Return a finding when a sectioned docstring misses its Returns section."""
+        parsed = d.doc.parsed
+        if d.is_property or d.name.startswith("__"):
+            return []
+        if parsed.returns_line is not None or parsed.yields_line is not None or parsed.rtype:
+            return []
+        facts = body_facts(ctx, d)
+        if not facts.returns_value or facts.yields:
+            return []
+        return [at_name(ctx, d, self.code,
+                        f"{what(d)} returns a value, but its docstring has no Returns section: "
+                        "document what it returns (shape, dtype, meaning)")]

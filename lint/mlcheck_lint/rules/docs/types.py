@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
 import re
 
-from ...api import Finding, Rule, register
-from .analysis import code_text, doc_pos, file_docs, finding, targets, what
+from ...api import Finding, register
+from .analysis import Target, TargetRule, code_text, doc_pos, finding, signature_pairs, what
 
 
 _TYPE_SYNONYMS = {"integer": "int", "boolean": "bool", "string": "str", "dictionary": "dict",
@@ -40,7 +40,7 @@ def _type_words(text: str) -> set[str] | None:
 
 
 @register
-class DocumentedTypeConflicts(Rule):
+class DocumentedTypeConflicts(TargetRule):
     """A documented type conflicts with the annotation.
 
     What it does:
@@ -79,34 +79,24 @@ class DocumentedTypeConflicts(Rule):
     default = "off"
     requires_text = (":",)
 
-    def check(self, ctx: Any) -> Iterable[Finding]:
-        """Yield a finding per documented type that shares nothing with the annotation.
-
-        Args:
-            ctx: The file's context.
-
-        Returns:
-            The findings.
-        """
+    def _target_findings(self, ctx: Any, t: Target) -> list[Finding]:
+        """Return a finding per documented type that shares nothing with the annotation."""
         out = []
-        for t in targets(file_docs(ctx)):
-            sig = {p.name: p for p in t.params}
-            for dp in t.doc.parsed.params:
-                sp = sig.get(dp.name)
-                if sp is None or sp.annotation is None or not dp.type:
-                    continue
-                doc_type = re.split(r",\s*(?:optional|default)", dp.type, maxsplit=1)[0]
-                documented = _type_words(doc_type.replace("`", "").replace("*", ""))
-                annotated_text = code_text(ctx, sp.annotation)
-                annotated = _type_words(annotated_text)
-                if not documented or not annotated or documented & annotated:
-                    continue
-                if "callable" in documented | annotated:  # classes and modules are callables too
-                    continue
-                if any((a, b) in _TYPE_COMPAT for a in annotated for b in documented):
-                    continue
-                line, col = doc_pos(ctx, t.doc, dp.line, dp.col)
-                out.append(finding(ctx, self.code, line, col,
-                                    f"docstring of {what(t.d)} documents `{dp.name}` as {doc_type.strip()}, but "
-                                    f"it is annotated {annotated_text.strip()}: one of them is stale"))
+        for dp, sp in signature_pairs(t):
+            if sp.annotation is None or not dp.type:
+                continue
+            doc_type = re.split(r",\s*(?:optional|default)", dp.type, maxsplit=1)[0]
+            documented = _type_words(doc_type.replace("`", "").replace("*", ""))
+            annotated_text = code_text(ctx, sp.annotation)
+            annotated = _type_words(annotated_text)
+            if not documented or not annotated or documented & annotated:
+                continue
+            if "callable" in documented | annotated:  # classes and modules are callables too
+                continue
+            if any((a, b) in _TYPE_COMPAT for a in annotated for b in documented):
+                continue
+            line, col = doc_pos(ctx, t.doc, dp.line, dp.col)
+            out.append(finding(ctx, self.code, line, col,
+                                f"docstring of {what(t.d)} documents `{dp.name}` as {doc_type.strip()}, but "
+                                f"it is annotated {annotated_text.strip()}: one of them is stale"))
         return out

@@ -206,6 +206,60 @@ class SmellRule(AstVisitorRule):
             qualified_names(ctx)
 
 
+class ScopedSmellRule(SmellRule):
+    """A smell rule that keeps one state per function: ``self.scopes[-1]`` is the innermost.
+
+    ``_new_scope()`` makes a state: the module's, at the start of a file, then one
+    per function. ``_finish(state)`` runs as each function closes, and at the end
+    of the file for the scopes still open (the module's).
+    """
+
+    def _new_scope(self) -> Any:
+        """Return a fresh per-scope state (override)."""
+        raise NotImplementedError
+
+    def _finish(self, scope: Any) -> None:
+        """Report on a closed scope's state (nothing by default)."""
+
+    def begin_file(self, ctx: Any) -> None:
+        """Start a file with the module's scope open.
+
+        Args:
+            ctx: The file context.
+        """
+        super().begin_file(ctx)
+        self.scopes: list[Any] = [self._new_scope()]
+
+    def visit_FunctionDef(self, node: ast.AST) -> None:
+        """Open a function's scope.
+
+        Args:
+            node: The function.
+        """
+        self.scopes.append(self._new_scope())
+
+    def leave_FunctionDef(self, node: ast.AST) -> None:
+        """Close a function's scope and report on it.
+
+        Args:
+            node: The function.
+        """
+        self._finish(self.scopes.pop())
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+    leave_AsyncFunctionDef = leave_FunctionDef
+
+    def end_file(self) -> list:
+        """Report on the scopes still open (the module's: scripts, notebook cells).
+
+        Returns:
+            The findings.
+        """
+        while self.scopes:
+            self._finish(self.scopes.pop())
+        return super().end_file()
+
+
 # --------------------------------------------------------------------------- shared facts
 
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)

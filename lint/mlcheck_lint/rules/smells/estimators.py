@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from ...api import register
-from ._base import ML_IMPORTS, SmellRule, dotted_name, keyword, notebook_state, qualified_names
+from ._base import ML_IMPORTS, ScopedSmellRule, SmellRule, dotted_name, keyword, notebook_state, qualified_names
 
 _TRANSFORMER_MODULES = ("sklearn.preprocessing.", "sklearn.impute.", "sklearn.feature_selection.",
                         "sklearn.decomposition.")
@@ -69,7 +69,7 @@ class _FunctionFacts:
 
 
 @register
-class PreprocessingLeakage(SmellRule):
+class PreprocessingLeakage(ScopedSmellRule):
     """Flags a scikit-learn preprocessing step fitted on test or validation data.
 
     What it does:
@@ -111,32 +111,12 @@ class PreprocessingLeakage(SmellRule):
         """
         super().begin_file(ctx)
         self.transformers: set[str] = notebook_state(ctx, "MLC312.transformers", set)
-        self.functions: list[_FunctionFacts] = [_FunctionFacts()]
 
     def _is_transformer(self, call: ast.AST) -> bool:
         if type(call) is not ast.Call:
             return False
         qual = qualified_names(self.ctx).resolve(call.func) or ""  # type: ignore[attr-defined]
         return qual.startswith(_TRANSFORMER_MODULES) and qual.rsplit(".", 1)[-1][:1].isupper()
-
-    def visit_FunctionDef(self, node: ast.AST) -> None:
-        """Open a function.
-
-        Args:
-            node: The function.
-        """
-        self.functions.append(_FunctionFacts())
-
-    def leave_FunctionDef(self, node: ast.AST) -> None:
-        """Close a function and report fits on data it splits afterwards.
-
-        Args:
-            node: The function.
-        """
-        self._finish(self.functions.pop())
-
-    visit_AsyncFunctionDef = visit_FunctionDef
-    leave_AsyncFunctionDef = leave_FunctionDef
 
     def visit_Assign(self, node: ast.Assign) -> None:
         """Remember names bound to transformers.
@@ -157,7 +137,7 @@ class PreprocessingLeakage(SmellRule):
             node: The call.
         """
         func = node.func
-        facts = self.functions[-1]
+        facts = self.scopes[-1]
         if type(func) is ast.Attribute and func.attr in ("fit", "fit_transform"):
             receiver = func.value
             if not (self._is_transformer(receiver) or dotted_name(receiver) in self.transformers):
@@ -184,6 +164,9 @@ class PreprocessingLeakage(SmellRule):
         if qual in _SPLITTERS or (qual is None and type(func) is ast.Name and func.id == "train_test_split"):
             facts.splits.append((node, {n for a in node.args for n in _data_names(a)}))
 
+    def _new_scope(self) -> _FunctionFacts:
+        return _FunctionFacts()
+
     def _finish(self, facts: _FunctionFacts) -> None:
         for fit, data_names, result, what in facts.fits:
             for split, split_names in facts.splits:
@@ -197,15 +180,6 @@ class PreprocessingLeakage(SmellRule):
                                      f"the training split")
                     break
 
-    def end_file(self) -> list:
-        """Report module-level fits (scripts, notebook cells).
-
-        Returns:
-            The findings.
-        """
-        while self.functions:
-            self._finish(self.functions.pop())
-        return super().end_file()
 
 
 _TUNED_MODULES = ("sklearn.ensemble.", "sklearn.svm.", "sklearn.tree.", "sklearn.neighbors.", "sklearn.cluster.",
@@ -275,7 +249,7 @@ _RANKING_METRICS = {"roc_auc_score", "average_precision_score", "precision_recal
 
 
 @register
-class ThresholdOnlyValidation(SmellRule):
+class ThresholdOnlyValidation(ScopedSmellRule):
     """Flags an evaluation that only computes threshold-dependent metrics.
 
     What it does:
@@ -306,34 +280,6 @@ class ThresholdOnlyValidation(SmellRule):
     default = "off"
     requires_text = ("sklearn",)
 
-    def begin_file(self, ctx: Any) -> None:
-        """Start a file.
-
-        Args:
-            ctx: The file context.
-        """
-        super().begin_file(ctx)
-        self.scopes: list[list[Any]] = [[None, False]]  # [first threshold metric call, ranking seen]
-
-    def visit_FunctionDef(self, node: ast.AST) -> None:
-        """Open a function.
-
-        Args:
-            node: The function.
-        """
-        self.scopes.append([None, False])
-
-    def leave_FunctionDef(self, node: ast.AST) -> None:
-        """Close a function.
-
-        Args:
-            node: The function.
-        """
-        self._finish(self.scopes.pop())
-
-    visit_AsyncFunctionDef = visit_FunctionDef
-    leave_AsyncFunctionDef = leave_FunctionDef
-
     def visit_Call(self, node: ast.Call) -> None:
         """Record metric calls.
 
@@ -350,21 +296,15 @@ class ThresholdOnlyValidation(SmellRule):
         elif last in _THRESHOLD_METRICS and scope[0] is None:
             scope[0] = node
 
+    def _new_scope(self) -> list[Any]:
+        return [None, False]  # [first threshold metric call, ranking seen]
+
     def _finish(self, scope: list[Any]) -> None:
         if scope[0] is not None and not scope[1]:
             self.report(scope[0], "only threshold-dependent metrics here: they depend on an unchosen "
                                   "0.5 cut-off; also report a threshold-free one (`roc_auc_score`, "
                                   "`average_precision_score`)")
 
-    def end_file(self) -> list:
-        """Report the module-level evaluation.
-
-        Returns:
-            The findings.
-        """
-        while self.scopes:
-            self._finish(self.scopes.pop())
-        return super().end_file()
 
 
 _SCALING_SENSITIVE = {"SVC", "SVR", "LinearSVC", "LinearSVR", "NuSVC", "NuSVR", "KNeighborsClassifier",
@@ -376,7 +316,7 @@ _SCALERS = {"StandardScaler", "MinMaxScaler", "RobustScaler", "MaxAbsScaler", "N
 
 
 @register
-class UnscaledFeatures(SmellRule):
+class UnscaledFeatures(ScopedSmellRule):
     """Flags a scaling-sensitive estimator fitted where nothing scales the features.
 
     What it does:
@@ -413,26 +353,6 @@ class UnscaledFeatures(SmellRule):
         """
         super().begin_file(ctx)
         self.sensitive: dict[str, str] = {}
-        self.scopes: list[list[Any]] = [[[], False]]  # [(fit call, estimator)], scaled
-
-    def visit_FunctionDef(self, node: ast.AST) -> None:
-        """Open a function.
-
-        Args:
-            node: The function.
-        """
-        self.scopes.append([[], False])
-
-    def leave_FunctionDef(self, node: ast.AST) -> None:
-        """Close a function.
-
-        Args:
-            node: The function.
-        """
-        self._finish(self.scopes.pop())
-
-    visit_AsyncFunctionDef = visit_FunctionDef
-    leave_AsyncFunctionDef = leave_FunctionDef
 
     def _estimator(self, node: ast.AST) -> str | None:
         if type(node) is ast.Call:
@@ -472,6 +392,9 @@ class UnscaledFeatures(SmellRule):
             if estimator:
                 self.scopes[-1][0].append((node, estimator))
 
+    def _new_scope(self) -> list[Any]:
+        return [[], False]  # [(fit call, estimator)], scaled
+
     def _finish(self, scope: list[Any]) -> None:
         if scope[1]:
             return
@@ -479,12 +402,3 @@ class UnscaledFeatures(SmellRule):
             self.report(node, f"`{estimator}` is sensitive to feature scale, and nothing here scales the "
                               f"features; fit it in `make_pipeline(StandardScaler(), {estimator}(...))`")
 
-    def end_file(self) -> list:
-        """Report module-level fits.
-
-        Returns:
-            The findings.
-        """
-        while self.scopes:
-            self._finish(self.scopes.pop())
-        return super().end_file()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import ast
 
 from ...api import Fix, register
-from ._base import (ML_IMPORTS, SmellRule, activation_kind, dotted_name, has_star_args, insert_after, keyword, notebook_state,
-                    qualified_names, replace, text_of)
+from ._base import (ML_IMPORTS, ScopedSmellRule, SmellRule, activation_kind, dotted_name, has_star_args, insert_after, keyword,
+                    notebook_state, qualified_names, replace, text_of)
 
 # --------------------------------------------------------------------------- MLC304
 
@@ -154,7 +154,7 @@ _WHY = {"cross_entropy": "applies log_softmax itself", "CrossEntropyLoss": "appl
 
 
 @register
-class ActivationBeforeLoss(SmellRule):
+class ActivationBeforeLoss(ScopedSmellRule):
     """Flags an activation fed to a loss that applies its own.
 
     What it does:
@@ -195,26 +195,9 @@ class ActivationBeforeLoss(SmellRule):
         """
         super().begin_file(ctx)
         self.loss_objects: dict[str, str] = notebook_state(ctx, "MLC306.losses", dict)  # name -> loss class
-        self.scopes: list[dict[str, tuple[str, ast.AST]]] = [{}]
 
-    def visit_FunctionDef(self, node: ast.AST) -> None:
-        """Open a function's variable scope.
-
-        Args:
-            node: The function.
-        """
-        self.scopes.append({})
-
-    def leave_FunctionDef(self, node: ast.AST) -> None:
-        """Close a function's variable scope.
-
-        Args:
-            node: The function.
-        """
-        self.scopes.pop()
-
-    visit_AsyncFunctionDef = visit_FunctionDef
-    leave_AsyncFunctionDef = leave_FunctionDef
+    def _new_scope(self) -> dict[str, tuple[str, ast.AST]]:
+        return {}  # variable -> (activation kind, the call)
 
     def visit_Assign(self, node: ast.Assign) -> None:
         """Remember loss objects and variables holding an activation.

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from ...api import Fix, register
-from ._base import (ML_IMPORTS, SmellRule, dotted_name, dotted_parts, insert_after, loops_in_scope, notebook_state,
+from ._base import (ML_IMPORTS, ScopedSmellRule, SmellRule, dotted_name, dotted_parts, insert_after, loops_in_scope, notebook_state,
                     qualified_names, under_no_grad)
 
 _OPTIMIZER_NAME = re.compile(r"(.*optim.*|(\w+_)?opt(_\w+)?\d*|.*scaler.*)", re.IGNORECASE)
@@ -229,7 +229,7 @@ class _Scope:
 
 
 @register
-class LossAccumulatedWithGraph(SmellRule):
+class LossAccumulatedWithGraph(ScopedSmellRule):
     """Flags a loss tensor summed across iterations with its autograd graph.
 
     What it does:
@@ -279,27 +279,7 @@ class LossAccumulatedWithGraph(SmellRule):
             ctx: The file context.
         """
         super().begin_file(ctx)
-        self.scopes: list[_Scope] = [_Scope()]
         self.loss_objects: dict[str, str] = notebook_state(ctx, "MLC305.losses", dict)
-
-    def visit_FunctionDef(self, node: ast.AST) -> None:
-        """Open a function scope.
-
-        Args:
-            node: The function.
-        """
-        self.scopes.append(_Scope())
-
-    def leave_FunctionDef(self, node: ast.AST) -> None:
-        """Close a function scope and report its accumulations.
-
-        Args:
-            node: The function.
-        """
-        self._finish(self.scopes.pop())
-
-    visit_AsyncFunctionDef = visit_FunctionDef
-    leave_AsyncFunctionDef = leave_FunctionDef
 
     def _nest_id(self) -> int | None:
         loops = loops_in_scope(self.ctx.ancestors)
@@ -391,6 +371,9 @@ class LossAccumulatedWithGraph(SmellRule):
                 if key:
                     self.scopes[-1].returned.add(key)
 
+    def _new_scope(self) -> _Scope:
+        return _Scope()
+
     def _finish(self, scope: _Scope) -> None:
         for node, target, name, nest in scope.candidates:
             if target in scope.backward_anywhere:
@@ -404,15 +387,6 @@ class LossAccumulatedWithGraph(SmellRule):
                               f"keeps every iteration's graph in memory; add `{name.id}.item()` (or "
                               f"`.detach()`) instead", fix)
 
-    def end_file(self) -> list:
-        """Report the module-level accumulations (scripts, notebook cells).
-
-        Returns:
-            The findings.
-        """
-        while self.scopes:
-            self._finish(self.scopes.pop())
-        return super().end_file()
 
 
 _MODEL_NAME = re.compile(r"(model|net|network|encoder|decoder|classifier|generator|discriminator|backbone)\w*",
