@@ -26,7 +26,8 @@ def require_torch(feature: str):
     except ImportError as exc:  # pragma: no cover - exercised in torch-free sessions
         raise ImportError(
             f"{feature} needs torch, which is not installed; "
-            "install it with `pip install 'pytest-mlcheck[torch]'` (torch==2.13.0 CPU build)"
+            "install it with `pip install 'pytest-mlcheck[torch]'` (torch>=2.1; pick the CPU "
+            "or CUDA build from https://pytorch.org/get-started/locally/)"
         ) from exc
     return torch
 

@@ -284,7 +284,7 @@ _PROJECT = '[project]\nname = "d"\nversion = "1"\ndependencies = ["numpy>=1"]\n'
                 "source = {editable = '.'}\n[package.metadata]\n"
                 "requires-dist = [3, {name = 3}, {name = 'numpy', specifier = 3, marker = 4, extra = [5]}]\n"
                 "requires-dev = {dev = 3, test = [3, {name = 'pytest', specifier = ['>=8']}]}\n", []),
-    ("pylock.toml", "lock-version = '1.0'\n[[packages]]\nname = 'numpy'\nversion = [1]\nmarker = 3\n", []),
+    ("pylock.toml", "lock-version = '1.0'\n[[packages]]\nname = 'numpy'\nversion = [1]\nmarker = 3\n", ["MLC200"]),
 ])
 def test_wrongly_typed_values_are_findings_not_crashes(tmp_path: Path, name: str, text: str, codes: list) -> None:
     (tmp_path / name).write_text(text)

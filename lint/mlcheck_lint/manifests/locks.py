@@ -99,6 +99,11 @@ def read_lock_text(text: str, path: str) -> Lock:
         elif any(k in entry for k in ("vcs", "directory", "archive")):
             source = next(k for k in ("vcs", "directory", "archive") if k in entry)
         version = entry.get("version")
+        if version is not None and not _is_version(version):
+            manifest.problems.append(ManifestProblem(
+                path, line, 0, f"[[{key}]] entry {i + 1} ({canonical}): 'version' must be a version "
+                               f"string, got {version!r}"))
+            version = None
         lock.packages.setdefault(canonical, []).append(LockedPackage(
             canonical, str(version) if version is not None else None,
             entry.get("marker") if isinstance(entry.get("marker"), str) else None, line, source))
@@ -135,3 +140,16 @@ def _uv_spec(spec: dict[str, Any]) -> str:
     if isinstance(spec.get("marker"), str) and spec["marker"]:
         text += f"; {spec['marker']}"
     return text
+
+
+def _is_version(value: object) -> bool:
+    """Whether ``value`` is a string that ``packaging`` reads as a version."""
+    from packaging.version import InvalidVersion, Version
+
+    if not isinstance(value, str):
+        return False
+    try:
+        Version(value)
+    except InvalidVersion:
+        return False
+    return True
