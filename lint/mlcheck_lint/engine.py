@@ -726,9 +726,17 @@ def _run_pool(spec: dict[str, Any], chunks: list[list[FileTask]], workers: int,
     return lost
 
 
+#: A run this small is linted in the main process: starting a forkserver pool costs
+#: about a second, more than linting a few files (a pre-commit run passes a handful).
+#: Every file has passed CPython's ``ast`` gate first, which keeps the input known to
+#: crash libcst's native parser away from it.
+SMALL_RUN_FILES = 4
+SMALL_RUN_BYTES = 256 * 1024
+
+
 def lint_tasks(tasks: list[FileTask], spec: dict[str, Any], jobs: int,
                sizes: dict[str, int], progress: Any = None) -> dict[str, dict[str, Any]]:
-    """Lint files, in a process pool when ``jobs > 1`` and there is more than one file.
+    """Lint files, in a process pool when ``jobs > 1`` and the run is not tiny.
 
     A worker that dies (a crash in native code, the OOM killer) loses only its chunk:
     the lost chunks are split and retried in a fresh pool until the file that kills
@@ -746,7 +754,8 @@ def lint_tasks(tasks: list[FileTask], spec: dict[str, Any], jobs: int,
     """
     results: dict[str, dict[str, Any]] = {}
     jobs = min(jobs, default_jobs())
-    if jobs <= 1 or len(tasks) <= 1:
+    small = len(tasks) <= SMALL_RUN_FILES and sum(sizes.get(t.rel, 0) for t in tasks) <= SMALL_RUN_BYTES
+    if jobs <= 1 or len(tasks) <= 1 or small:
         for task in tasks:
             for rel, result in _lint_chunk(spec, [task]):
                 results[rel] = result

@@ -71,3 +71,32 @@ def test_the_recording_child_sees_a_fork_pool(tmp_path):
     # so the assertion there fails on it.
     _, methods, _, err = _run(tmp_path, "fork")
     assert methods == ["fork"], err
+
+
+def test_a_tiny_run_starts_no_pool_and_a_larger_one_does(monkeypatch):
+    """Starting a forkserver pool costs about a second: more than linting the handful of
+    files a pre-commit run passes. Above the threshold the pool (and its crash
+    isolation) is used."""
+    pools, in_process = [], []
+
+    def pool(spec, chunks, workers, results, progress):
+        pools.append(sum(len(c) for c in chunks))
+        results.update({t.rel: {} for c in chunks for t in c})
+        return []
+
+    def chunk(spec, tasks):
+        in_process.extend(t.rel for t in tasks)
+        return [(t.rel, {}) for t in tasks]
+
+    monkeypatch.setattr(engine, "_run_pool", pool)
+    monkeypatch.setattr(engine, "_lint_chunk", chunk)
+    monkeypatch.setattr(engine, "default_jobs", lambda: 2)
+    tasks = [engine.FileTask(f"/p/m{i}.py", f"m{i}.py", "python")
+             for i in range(engine.SMALL_RUN_FILES + 1)]
+    few = tasks[:engine.SMALL_RUN_FILES]
+    assert set(engine.lint_tasks(few, {}, 2, {t.rel: 100 for t in tasks})) == {t.rel for t in few}
+    assert (pools, len(in_process)) == ([], engine.SMALL_RUN_FILES)
+    engine.lint_tasks(tasks, {}, 2, {t.rel: 100 for t in tasks})  # one file too many
+    assert pools == [len(tasks)]
+    engine.lint_tasks(few, {}, 2, {t.rel: engine.SMALL_RUN_BYTES for t in few})  # too big
+    assert pools == [len(tasks), len(few)]
