@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import concurrent.futures
+import contextlib
 import dataclasses
 import heapq
 import io
@@ -35,7 +36,7 @@ import tokenize
 import traceback
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from . import api, cache as cache_mod, notebooks
 from ._version import __version__
@@ -706,12 +707,39 @@ def _crashed_result(task: FileTask, why: str) -> dict[str, Any]:
                   f"run went on. Please report it with the file", 1, 0))
 
 
+@contextlib.contextmanager
+def _neutral_start() -> Iterator[None]:
+    """Start pool processes where no checked code can be imported.
+
+    A forkserver or spawn child starts as ``python -c ...``, which puts the current
+    directory first on its import path before it imports ``multiprocessing``: run from
+    a project holding ``signal.py``, the child would run that file. So the pool starts
+    from an empty private folder (every task path is absolute), with
+    ``PYTHONSAFEPATH=1`` as well where Python honours it (3.11+).
+    """
+    import tempfile
+
+    here = os.getcwd()
+    saved = os.environ.get("PYTHONSAFEPATH")
+    with tempfile.TemporaryDirectory(prefix="mlcheck-lint-pool-") as empty:
+        os.chdir(empty)
+        os.environ["PYTHONSAFEPATH"] = "1"
+        try:
+            yield
+        finally:
+            os.chdir(here)
+            if saved is None:
+                os.environ.pop("PYTHONSAFEPATH", None)
+            else:
+                os.environ["PYTHONSAFEPATH"] = saved
+
+
 def _run_pool(spec: dict[str, Any], chunks: list[list[FileTask]], workers: int,
               results: dict[str, dict[str, Any]], progress: Any) -> list[list[FileTask]]:
     """Run chunks in one pool; return the chunks lost when a worker died."""
     lost: list[list[FileTask]] = []
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(),
-                                                initializer=_init_worker) as pool:
+    with _neutral_start(), concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=_pool_context(), initializer=_init_worker) as pool:
         futures = {pool.submit(_lint_chunk, spec, chunk): chunk for chunk in chunks}
         for future in concurrent.futures.as_completed(futures):
             try:

@@ -100,3 +100,19 @@ def test_a_tiny_run_starts_no_pool_and_a_larger_one_does(monkeypatch):
     assert pools == [len(tasks)]
     engine.lint_tasks(few, {}, 2, {t.rel: engine.SMALL_RUN_BYTES for t in few})  # too big
     assert pools == [len(tasks), len(few)]
+
+
+def test_pool_processes_never_import_the_checked_project(tmp_path):
+    """A forkserver or spawn child starts with ``-c``, which puts the current folder first
+    on its import path: run in a project holding ``signal.py``, it would run that file."""
+    marker = tmp_path / "RAN"
+    (tmp_path / "signal.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    for i in range(engine.SMALL_RUN_FILES + 2):
+        (tmp_path / f"m{i}.py").write_text('"""A module."""\n')
+    code = ("import sys\nsys.path.remove('') if '' in sys.path else None\n"
+            "from mlcheck_lint import cli, engine\nengine.default_jobs = lambda: 2\n"
+            "sys.exit(cli.main(['--jobs', '2', '--no-cache', '--select', 'MLC000', '.']))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=180)
+    assert not marker.exists(), "a pool process imported the project's signal.py"
+    assert proc.returncode == 0 and "All checks passed!" in proc.stdout, proc.stderr
