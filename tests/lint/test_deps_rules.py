@@ -424,7 +424,7 @@ def pip_compile(project: Path, wheels: Path, *extra: str) -> None:
 def test_mlc203_against_real_pip_compile(tmp_path: Path, wheelhouse: Path, capsys: pytest.CaptureFixture) -> None:
     project = tmp_path / "project"
     project.mkdir()
-    (project / "requirements.in").write_text('alpha>=1\ngamma; python_version < "3.12"\n')
+    (project / "requirements.in").write_text('alpha>=1\ngamma; sys_platform != "win32"\n')
     pip_compile(project, wheelhouse, "--generate-hashes")
     lock = (project / "requirements.txt").read_text()
     assert "alpha==2.0" in lock and "beta==1.5" in lock and "--hash=sha256:" in lock
