@@ -8,6 +8,30 @@ import pytest
 # import packages that exist only there); pytest must never collect them.
 collect_ignore = ["lint/fixtures"]
 
+
+@pytest.fixture(autouse=True)
+def _fresh_bytecode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drop cached bytecode whenever a pytester test rewrites one of its files.
+
+    Tests often rewrite ``test_model.py`` with a same-length edit (``0.8`` for ``0.9``)
+    within one second. Bytecode caches (pytest's assertion rewriter on pytest 8.0,
+    CPython's own) are keyed by the source's mtime in seconds and its size, so the old
+    code would run again.
+    """
+    if "pytester" not in request.fixturenames:
+        return
+    import shutil
+
+    real = pytest.Pytester._makefile
+
+    def makefile(self: pytest.Pytester, *args: object, **kwargs: object) -> object:
+        made = real(self, *args, **kwargs)
+        for cache in self.path.rglob("__pycache__"):
+            shutil.rmtree(cache, ignore_errors=True)
+        return made
+
+    monkeypatch.setattr(pytest.Pytester, "_makefile", makefile)
+
 try:
     # pytester's in-process runs remove modules first imported during the inner
     # session, and torch cannot be imported twice in one process. Importing it here,

