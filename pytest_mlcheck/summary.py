@@ -305,8 +305,13 @@ def lines(records: list[CheckRecord], written: list[str], extra_lines: list[str]
             these = [r for r in metric_like if r.kind == kind]
             if these:
                 out.append(count_line(these, kind, outcomes))
-    coverage = [r for r in records if r.kind == "guard" and r.name == "coverage"]
-    others = [r for r in records if r.kind not in ("metric", "array") and r not in coverage]
+    coverage: list[CheckRecord] = []
+    others: list[CheckRecord] = []
+    for r in records:
+        if r.kind == "guard" and r.name == "coverage":
+            coverage.append(r)
+        elif r.kind not in ("metric", "array"):
+            others.append(r)
     if others:
         if out:
             out.append("")
