@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -145,9 +146,17 @@ def test_plugin_runs_without_hypothesis(pytester: pytest.Pytester) -> None:
 @pytest.fixture(scope="module")
 def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     pytest.importorskip("build")
+    # setuptools stages the sdist in `<source>/pytest_mlcheck-<version>/` and writes
+    # `build/` and `*.egg-info` there, so concurrent builds from one tree (the tox envs of
+    # `tox -p`, xdist workers) delete each other's staging. Build from a private copy.
+    source = tmp_path_factory.mktemp("source") / "tree"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".tox", ".venv", ".venv-*", "build", "dist", "site", "*.egg-info", "__pycache__", "*.pyc",
+        ".pytest_cache", ".hypothesis", ".mlcheck_cache", ".mlcheck-lint-cache", "_work", ".corpora",
+        "pytest_mlcheck-*"))
     out = tmp_path_factory.mktemp("dist")
     proc = subprocess.run([sys.executable, "-m", "build", "--sdist", "--wheel", "--no-isolation",
-                           "--outdir", str(out), str(ROOT)], capture_output=True, text=True,
+                           "--outdir", str(out), str(source)], capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return {"sdist": next(out.glob("*.tar.gz")), "wheel": next(out.glob("*.whl"))}
