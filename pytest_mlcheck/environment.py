@@ -143,6 +143,28 @@ def tf32_enabled() -> bool:
         return False
 
 
+#: The ``device`` of :func:`header_environment` when nothing has imported torch yet.
+NOT_PROBED = "not probed"
+
+
+def header_environment() -> dict[str, str]:
+    """Return the environment the session header shows, never importing torch for it.
+
+    ``import torch`` costs about a second of CPU. The header is printed before any test
+    module is imported, and the pytest-xdist controller never imports one, so the full
+    :func:`fingerprint` is shown only when something (a conftest) already imported torch,
+    or when torch is not installed. Otherwise torch's version and CUDA build come from
+    its package files and ``device`` is :data:`NOT_PROBED`; the end-of-run summary then
+    names the device the tests ran on.
+
+    Returns:
+        The facets of :func:`fingerprint`.
+    """
+    if sys.modules.get("torch") is not None or not torch_installed():
+        return dict(fingerprint())
+    return dict(recording_environment(), device=NOT_PROBED)
+
+
 def describe(info: dict[str, str] | None = None) -> str:
     """Return a one-line human description of a fingerprint."""
     info = fingerprint() if info is None else info
@@ -153,7 +175,9 @@ def describe(info: dict[str, str] | None = None) -> str:
         parts.append(f"torch {torch_v}" + (f" (CUDA {cuda})" if cuda != "none" else " (CPU)"))
     else:
         parts.append("torch not installed")
-    parts.append(f"device {info.get('device', '?')}")
+    device = info.get("device", "?")
+    parts.append("device not probed yet (torch not imported)" if device == NOT_PROBED
+                 else f"device {device}")
     if "compute_capability" in info:
         parts[-1] += f" (sm {info['compute_capability']})"
     for key, label in (("cuda_driver", "driver"), ("cudnn", "cuDNN"), ("tf32", "TF32"),

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from . import summary
-from .environment import fingerprint
 from .report import write_json_report
 from .session import MLCheckSession
 
@@ -116,7 +115,10 @@ def finish_session(session: pytest.Session, state: MLCheckSession) -> None:
         extra["pruned_baselines"] = list(state.pruned_baselines)
     try:
         extra["suite"] = suite_facts(session, state)
-        write_json_report(state.report_path, state.records, fingerprint(), extra=extra)
+        workers = state.worker_environments
+        if len({tuple(sorted(env.items())) for env in workers.values()}) > 1:
+            extra["worker_environments"] = {w: dict(workers[w]) for w in sorted(workers)}
+        write_json_report(state.report_path, state.records, state.run_environment(), extra=extra)
     except (OSError, ValueError, TypeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         if isinstance(exc, IsADirectoryError):
@@ -125,6 +127,46 @@ def finish_session(session: pytest.Session, state: MLCheckSession) -> None:
                               f"{state.report_path}: {reason}")
         state.baseline_notes.append(state.report_error)
         session.exitstatus = max(int(session.exitstatus), 1)
+
+
+def environment_line(state: MLCheckSession, info: dict[str, str]) -> str:
+    """Return the ``mlcheck:`` line of the header: the environment and the base seed."""
+    from .environment import describe
+    from .guards import base_seed
+
+    seed, source = base_seed(state)
+    origin = " (from pytest-randomly's --randomly-seed)" if source == "--randomly-seed" else ""
+    return f"mlcheck: {describe(info)}; base seed {seed}{origin}"
+
+
+def run_environment_lines(state: MLCheckSession, quiet: bool) -> list[str]:
+    """Return the environment lines the ``mlcheck`` terminal section starts with.
+
+    Args:
+        state: The plugin state.
+        quiet: pytest's ``-q``, which hides the header: the section then shows the
+            header's line, for the environment the tests ran in.
+
+    Returns:
+        Under ``-q``, the header line. Otherwise a ``tests ran on`` line when the tests
+        probed an environment the header could not show (torch was not imported when it
+        was printed, or pytest-xdist workers ran elsewhere), else nothing.
+    """
+    if not state.enabled:
+        return []
+    run = state.run_environment()
+    lines = [environment_line(state, run)] if quiet else []
+    shown = state.header_environment
+    # When the tests never imported torch either, nothing was probed the header lacked.
+    if not quiet and shown is not None and run != shown and state.probed_torch():
+        from .environment import describe
+
+        lines.append(f"mlcheck: tests ran on {describe(run)}")
+    others = sorted(w for w, env in state.worker_environments.items() if env != run)
+    if others:
+        lines.append(f"mlcheck: xdist worker(s) {', '.join(others)} ran in another environment; "
+                     "the JSON report lists each worker's (worker_environments)")
+    return lines
 
 
 def terminal_lines(state: MLCheckSession, verbose: int = 0) -> list[str]:

@@ -70,12 +70,11 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     session = config.stash[SESSION]
     if not session.enabled:
         return None
-    from .environment import describe
-    from .guards import base_seed
+    from .environment import header_environment
+    from .finish import environment_line
 
-    seed, source = base_seed(session)
-    origin = " (from pytest-randomly's --randomly-seed)" if source == "--randomly-seed" else ""
-    return [f"mlcheck: {describe()}; base seed {seed}{origin}"]
+    session.header_environment = header_environment()
+    return [environment_line(session, session.header_environment)]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -157,9 +156,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     from .finish import terminal_lines
 
     out = terminal_lines(state, verbose=config.get_verbosity())
-    if config.get_verbosity() < 0:
+    if out or (state.enabled and config.get_verbosity() < 0):
+        from .finish import run_environment_lines
+
         # -q hides the header; the fingerprint is what makes a failure reproducible.
-        out = (pytest_report_header(config) or []) + out
+        out = run_environment_lines(state, quiet=config.get_verbosity() < 0) + out
     if out:
         terminalreporter.write_sep("=", "mlcheck")
         for line in out:

@@ -14,6 +14,7 @@ this module is the bottom of the import graph next to ``report.py``.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +87,11 @@ class MLCheckSession:
         self.collected: int = 0
         self.collected_sha256: str = ""
         self.dropped_by_plugins: int = 0
+        #: What the header showed (``None`` when it was not printed), and the
+        #: environment each xdist worker ran its tests in, by worker id.
+        self.header_environment: dict[str, str] | None = None
+        self.worker_environments: dict[str, dict[str, str]] = {}
+        self.worker_probed: bool = False
 
     def baseline_store(self) -> Any:
         """Return this process's :class:`~pytest_mlcheck.baselines.BaselineStore`."""
@@ -100,7 +106,37 @@ class MLCheckSession:
         return {"written": list(self.written), "write_errors": list(self.write_errors),
                 "deselected": self.deselected, "collect_errors": self.collect_errors,
                 "collected": self.collected, "collected_sha256": self.collected_sha256,
-                "dropped_by_plugins": self.dropped_by_plugins}
+                "dropped_by_plugins": self.dropped_by_plugins,
+                "worker": str(getattr(self.config, "workerinput", {}).get("workerid", "")),
+                "environment": self._own_environment(), "probed": self._probed_torch()}
+
+    @staticmethod
+    def _own_environment() -> dict[str, str]:
+        from .environment import recording_environment
+
+        return recording_environment()
+
+    @staticmethod
+    def _probed_torch() -> bool:
+        return sys.modules.get("torch") is not None
+
+    def probed_torch(self) -> bool:
+        """Return whether the tests imported torch (any xdist worker's, under xdist)."""
+        if self.worker_environments:
+            return bool(self.worker_probed)
+        return self._probed_torch()
+
+    def run_environment(self) -> dict[str, str]:
+        """Return the environment this session's tests ran in, without importing torch.
+
+        Under pytest-xdist that is what the first worker (by id) sent; the controller
+        imports no test module. In one process it is
+        :func:`~pytest_mlcheck.environment.recording_environment`: the full fingerprint
+        once anything imported torch, else torch's package facts on the CPU.
+        """
+        if self.worker_environments:
+            return dict(self.worker_environments[min(self.worker_environments)])
+        return self._own_environment()
 
     def merge_worker_output(self, data: dict[str, Any] | None, error: object = None) -> None:
         """Add what a finished xdist worker sent (see :meth:`worker_output`).
@@ -122,6 +158,11 @@ class MLCheckSession:
                                       int(data.get("dropped_by_plugins", 0)))
         self.collected = max(self.collected, int(data.get("collected", 0)))
         self.collected_sha256 = self.collected_sha256 or str(data.get("collected_sha256", ""))
+        environment = data.get("environment")
+        if isinstance(environment, dict):
+            worker = str(data.get("worker") or f"worker{len(self.worker_environments)}")
+            self.worker_environments[worker] = {str(k): str(v) for k, v in environment.items()}
+            self.worker_probed = self.worker_probed or bool(data.get("probed"))
 
     def ini(self, name: str) -> Any:
         """Return an ini value of ours."""

@@ -212,9 +212,8 @@ def find_unused(state: Any, store: BaselineStore) -> tuple[dict[Path, list[tuple
     Returns:
         ``(unused entries per file, orphaned .npz names per file, problems)``.
     """
-    from ..environment import fingerprint
-
-    return unused_entries(state.records, state.outcomes, store, lambda _nodeid: fingerprint())
+    environment = state.run_environment()  # under xdist, where the workers ran the tests
+    return unused_entries(state.records, state.outcomes, store, lambda _nodeid: environment)
 
 
 def listing(store: BaselineStore, unused: dict[Path, list[tuple[str, str, str]]],

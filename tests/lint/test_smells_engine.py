@@ -74,6 +74,16 @@ def test_mlc308_requirements_txt_counts_too(project, capsys):
     assert [f["line"] for f in data["findings"]] == [5]
 
 
+def test_mlc308_implicit_through_kwargs_that_lack_weights_only(project, capsys):
+    # A dict it can follow without weights_only is the implicit case; one it cannot
+    # follow (a parameter) is left alone.
+    write(project, {"requirements.txt": "torch==2.4.1\n", "load.py": (
+        "import torch\n\n\ndef restore(p, options):\n    opts = {'map_location': 'cpu'}\n"
+        "    return torch.load(p, **opts), torch.load(p, **options), torch.load(p, **{'mmap': True})\n")})
+    _, data = run_json(capsys, "--select", "MLC308", "--no-cache", ".")
+    assert [(f["line"], f["column"]) for f in data["findings"]] == [(6, 12), (6, 61)], data["findings"]
+
+
 def test_admits_unsafe_default():
     from packaging.requirements import Requirement
 

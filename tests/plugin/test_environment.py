@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import types
+from pathlib import Path
 
+import jsonschema
 import pytest
 
 from pytest_mlcheck import environment
@@ -123,3 +126,118 @@ def test_a_cuda_baseline_never_disturbs_the_cpu_one(pytester, machine):
     _run(pytester, machine, False, 0.91).assert_outcomes(passed=1)
     _run(pytester, machine, True, 0.93).assert_outcomes(passed=1)
     _run(pytester, machine, False, 0.93).assert_outcomes(failed=1)
+
+
+# -- the header and the run's environment, without importing torch for them -----------
+
+REPORT_SCHEMA = json.loads((Path(environment.__file__).parent / "reports" / "report-v1.schema.json")
+                           .read_text(encoding="utf-8"))
+
+_WHERE_TORCH = '''
+import sys
+
+def pytest_sessionfinish(session):
+    role = "worker" if hasattr(session.config, "workerinput") else "controller"
+    with open(f"torch-in-{role}-{'torch' in sys.modules}", "w"):
+        pass
+'''
+
+
+def _torch_installed_here() -> None:
+    if not environment.torch_installed():
+        pytest.skip("torch is not installed: the header shows the whole fingerprint")
+
+
+def test_header_does_not_import_torch_and_a_numpy_run_adds_no_line(pytester):
+    _torch_installed_here()
+    pytester.makeconftest(_WHERE_TORCH)
+    pytester.makepyfile(test_model="""
+        import numpy as np
+
+        def test_metric(metric_regression):
+            metric_regression.check({"accuracy": float(np.mean([0.9, 0.9]))})
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--mlcheck",
+                                           "--mlcheck-update", "--mlcheck-report=r.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["mlcheck: *torch * device not probed yet (torch not imported)*"])
+    assert "tests ran on" not in result.stdout.str()
+    assert (pytester.path / "torch-in-controller-False").exists()
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert report["environment"]["device"] == "cpu"
+    assert report["environment"]["torch"] == environment.recording_environment()["torch"]
+    baseline = next((pytester.path / "mlcheck_baselines").glob("*.toml")).read_text()
+    assert 'device = "cpu"' in baseline
+
+
+def test_summary_names_the_device_a_torch_run_probed(pytester):
+    pytest.importorskip("torch")
+    pytester.makepyfile(test_model="""
+        import torch
+
+        def test_metric(metric_regression):
+            metric_regression.check({"loss": float(torch.ones(2).sum())})
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--mlcheck", "--mlcheck-update")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["mlcheck: *device not probed yet*",
+                                 "mlcheck: tests ran on *torch * device cpu*"])
+    quiet = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "--mlcheck")
+    quiet.stdout.fnmatch_lines(["mlcheck: python *, torch * device cpu*; base seed *"])
+    assert "not probed" not in quiet.stdout.str()
+
+
+def test_xdist_controller_reports_the_workers_environment_without_torch(pytester):
+    pytest.importorskip("xdist")
+    pytest.importorskip("torch")
+    pytester.makeconftest(_WHERE_TORCH)
+    pytester.makepyfile(test_model="""
+        import pytest
+        import torch
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_metric(metric_regression, n):
+            metric_regression.check({"loss": float(torch.ones(n + 1).sum())})
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--mlcheck",
+                                           "--mlcheck-update", "--mlcheck-report=r.json")
+    result.assert_outcomes(passed=4)
+    assert (pytester.path / "torch-in-controller-False").exists()
+    assert (pytester.path / "torch-in-worker-True").exists()
+    result.stdout.fnmatch_lines(["mlcheck: *device not probed yet*",
+                                 "mlcheck: tests ran on *device cpu*"])
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert report["environment"] == environment.fingerprint()
+    assert "worker_environments" not in report  # the workers agree
+    jsonschema.validate(report, REPORT_SCHEMA)
+
+
+def test_workers_in_different_environments_are_all_in_the_report(pytester):
+    # A worker on another machine (--tx ssh=...) or another GPU: simulated by one worker
+    # claiming another device in what it sends the controller.
+    pytest.importorskip("xdist")
+    pytester.makeconftest('''
+        import pytest
+
+        @pytest.hookimpl(wrapper=True)
+        def pytest_sessionfinish(session):
+            yield
+            out = getattr(session.config, "workeroutput", {}).get("mlcheck")
+            if out and out["worker"] == "gw1":
+                out["environment"] = dict(out["environment"], device="cuda:NVIDIA H200")
+    ''')
+    pytester.makepyfile(test_model="""
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_metric(metric_regression, n):
+            metric_regression.check({"loss": float(n)})
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "--mlcheck",
+                                           "--mlcheck-update", "--mlcheck-report=r.json")
+    result.assert_outcomes(passed=4)
+    report = json.loads((pytester.path / "r.json").read_text())
+    assert report["worker_environments"]["gw1"]["device"] == "cuda:NVIDIA H200"
+    assert report["environment"] == report["worker_environments"]["gw0"]
+    jsonschema.validate(report, REPORT_SCHEMA)
+    result.stdout.fnmatch_lines(["mlcheck: xdist worker(s) gw1 ran in another environment*"])

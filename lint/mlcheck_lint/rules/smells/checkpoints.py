@@ -6,9 +6,12 @@ import ast
 from typing import Any, Iterable
 
 from ...api import Finding, ProjectRule, register
-from ._base import ML_IMPORTS, SmellRule, has_star_args, is_literal, keyword, qualified_names
+from ._base import ML_IMPORTS, ScopedSmellRule, has_star_args, is_literal, keyword, qualified_names
 
 _LOADS = {"torch.load", "torch.serialization.load"}
+_PARTIALS = {"functools.partial", "functools.partialmethod"}
+_UNSAFE = ("unpickles the file, which runs any code a malicious checkpoint contains; load weights "
+           "with `weights_only=True` (allow extra types with `torch.serialization.add_safe_globals`)")
 #: torch releases before 2.6 (where ``weights_only`` defaulted to False), to test a
 #: declared specifier against; one per minor series is enough for ranges.
 _UNSAFE_DEFAULT_RELEASES = ("1.0.0", "1.4.0", "1.8.0", "1.10.0", "1.12.1", "1.13.1", "2.0.0", "2.0.1",
@@ -31,14 +34,20 @@ def admits_unsafe_default(requirement: Any) -> bool:
 
 
 @register
-class UnsafeTorchLoad(SmellRule, ProjectRule):
+class UnsafeTorchLoad(ScopedSmellRule, ProjectRule):
     """Flags ``torch.load`` that may unpickle arbitrary code.
 
     What it does:
-        Finds ``torch.load(..., weights_only=False)`` everywhere, and ``torch.load``
-        without ``weights_only`` when the project's declared torch requirement
-        (``pyproject.toml``, ``requirements*.txt``, ``setup.cfg``, ``environment.yml``)
-        admits a release before 2.6, where the default was ``False``.
+        Finds ``torch.load(..., weights_only=False)`` everywhere, also when the
+        ``False`` comes through ``**{"weights_only": False}``, through ``**kwargs`` where
+        the same function (or the module) built ``kwargs`` with ``weights_only=False``
+        (a dict literal, ``dict(...)``, ``kwargs["weights_only"] = False`` or
+        ``kwargs.update(weights_only=False)``), or through
+        ``functools.partial(torch.load, weights_only=False)``. It also finds
+        ``torch.load`` without ``weights_only`` when the project's declared torch
+        requirement (``pyproject.toml``, ``requirements*.txt``, ``setup.cfg``,
+        ``environment.yml``) admits a release before 2.6, where the default was ``False``.
+        A ``**kwargs`` it cannot follow is left alone.
 
     Why is this bad?
         With ``weights_only=False``, ``torch.load`` is ``pickle.load``: a checkpoint
@@ -70,6 +79,53 @@ class UnsafeTorchLoad(SmellRule, ProjectRule):
         super().begin_file(ctx)
         self.implicit: list[list[int]] = []
 
+    def _new_scope(self) -> dict[str, ast.expr | None]:
+        # Per function: a local dict's `weights_only` value (None: built without one).
+        return {}
+
+    def _options(self, node: ast.expr) -> tuple[bool, ast.expr | None]:
+        """Return ``(known, weights_only value)`` for the ``X`` of a ``**X`` argument."""
+        if type(node) is ast.Dict:
+            if any(k is None for k in node.keys):  # {**other}: unknown contents
+                return False, None
+            for key, value in zip(node.keys, node.values):
+                if is_literal(key, "weights_only"):
+                    return True, value
+            return True, None
+        if type(node) is ast.Name:
+            for scope in (self.scopes[-1], self.scopes[0]):
+                if node.id in scope:
+                    return True, scope[node.id]
+        return False, None
+
+    def _built_dict(self, value: ast.expr) -> tuple[bool, ast.expr | None]:
+        if type(value) is ast.Call and type(value.func) is ast.Name and value.func.id == "dict":
+            if value.args or has_star_args(value):
+                return False, None
+            given = keyword(value, "weights_only")
+            return True, None if given is None else given.value
+        if type(value) is ast.Dict:
+            return self._options(value)
+        return False, None
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        """Follow dicts that may become ``**kwargs`` of ``torch.load``.
+
+        Args:
+            node: The assignment.
+        """
+        scope = self.scopes[-1]
+        for target in node.targets:
+            if type(target) is ast.Name:
+                known, value = self._built_dict(node.value)
+                if known:
+                    scope[target.id] = value
+                else:
+                    scope.pop(target.id, None)
+            elif (type(target) is ast.Subscript and type(target.value) is ast.Name
+                  and is_literal(target.slice, "weights_only")):
+                scope[target.value.id] = node.value
+
     def visit_Call(self, node: ast.Call) -> None:
         """Check a call.
 
@@ -77,19 +133,43 @@ class UnsafeTorchLoad(SmellRule, ProjectRule):
             node: The call.
         """
         func = node.func
-        if type(func) is ast.Attribute and func.attr != "load":
+        if type(func) is ast.Attribute:
+            if func.attr == "update" and type(func.value) is ast.Name:
+                given = keyword(node, "weights_only")
+                if given is not None:
+                    self.scopes[-1][func.value.id] = given.value
+                return
+            if func.attr not in ("load", "partial", "partialmethod"):
+                return
+        resolved = qualified_names(self.ctx).resolve(func)
+        if resolved in _PARTIALS:
+            if node.args and qualified_names(self.ctx).resolve(node.args[0]) in _LOADS:
+                given = keyword(node, "weights_only")
+                if given is not None and is_literal(given.value, False):
+                    self.report(node, f"`functools.partial(torch.load, weights_only=False)` {_UNSAFE}")
             return
-        if qualified_names(self.ctx).resolve(func) not in _LOADS:
+        if resolved not in _LOADS:
             return
         given = keyword(node, "weights_only")
         if given is None:
-            if not has_star_args(node):
+            unknown = any(type(a) is ast.Starred for a in node.args)
+            for kw in node.keywords:
+                if kw.arg is None:
+                    known, value = self._options(kw.value)
+                    if known and is_literal(value, False):
+                        self.report(node, f"`torch.load(..., **{self._shown(kw.value)})` passes "
+                                          f"`weights_only=False`: it {_UNSAFE}")
+                        return
+                    unknown = unknown or not known or value is not None
+            if not unknown:  # no weights_only, also in the dicts it unpacks
                 self.implicit.append(list(self.ctx.position(node)))
             return
         if is_literal(given.value, False):
-            self.report(node, "`torch.load(..., weights_only=False)` unpickles the file, which runs any "
-                              "code a malicious checkpoint contains; load weights with `weights_only=True` "
-                              "(allow extra types with `torch.serialization.add_safe_globals`)")
+            self.report(node, f"`torch.load(..., weights_only=False)` {_UNSAFE}")
+
+    @staticmethod
+    def _shown(node: ast.expr) -> str:
+        return node.id if type(node) is ast.Name else "{...}"
 
     def collect(self, ctx: Any) -> list[list[int]]:
         """Return where ``torch.load`` is called without ``weights_only``.
