@@ -153,6 +153,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     state = config.stash[SESSION]
+    if state.is_worker:  # an xdist worker's terminal output is discarded
+        return
     from .finish import terminal_lines
 
     out = terminal_lines(state, verbose=config.get_verbosity())
