@@ -79,7 +79,10 @@ def test_mlc308_implicit_through_kwargs_that_lack_weights_only(project, capsys):
     # follow (a parameter) is left alone.
     write(project, {"requirements.txt": "torch==2.4.1\n", "load.py": (
         "import torch\n\n\ndef restore(p, options):\n    opts = {'map_location': 'cpu'}\n"
-        "    return torch.load(p, **opts), torch.load(p, **options), torch.load(p, **{'mmap': True})\n")})
+        "    return torch.load(p, **opts), torch.load(p, **options), torch.load(p, **{'mmap': True})\n"
+        "\n\ndef changed(p, key, other):\n    a = {}\n    a[key] = False\n    b = {}\n    b.update(other)\n"
+        "    c = {}\n    c |= other\n    d = {}\n    d.setdefault('weights_only', False)\n"
+        "    return torch.load(p, **a), torch.load(p, **b), torch.load(p, **c), torch.load(p, **d)\n")})
     _, data = run_json(capsys, "--select", "MLC308", "--no-cache", ".")
     assert [(f["line"], f["column"]) for f in data["findings"]] == [(6, 12), (6, 61)], data["findings"]
 

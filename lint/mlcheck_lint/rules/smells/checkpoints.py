@@ -122,9 +122,20 @@ class UnsafeTorchLoad(ScopedSmellRule, ProjectRule):
                     scope[target.id] = value
                 else:
                     scope.pop(target.id, None)
-            elif (type(target) is ast.Subscript and type(target.value) is ast.Name
-                  and is_literal(target.slice, "weights_only")):
-                scope[target.value.id] = node.value
+            elif type(target) is ast.Subscript and type(target.value) is ast.Name:
+                if is_literal(target.slice, "weights_only"):
+                    scope[target.value.id] = node.value
+                elif type(target.slice) is not ast.Constant:  # opts[key] = ...: unknown now
+                    scope.pop(target.value.id, None)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        """Forget a followed dict that ``|=`` changes.
+
+        Args:
+            node: The augmented assignment.
+        """
+        if type(node.target) is ast.Name:
+            self.scopes[-1].pop(node.target.id, None)
 
     def visit_Call(self, node: ast.Call) -> None:
         """Check a call.
@@ -134,10 +145,12 @@ class UnsafeTorchLoad(ScopedSmellRule, ProjectRule):
         """
         func = node.func
         if type(func) is ast.Attribute:
-            if func.attr == "update" and type(func.value) is ast.Name:
+            if func.attr in ("update", "setdefault") and type(func.value) is ast.Name:
                 given = keyword(node, "weights_only")
-                if given is not None:
+                if given is not None and func.attr == "update":
                     self.scopes[-1][func.value.id] = given.value
+                elif node.args or has_star_args(node):  # opts.update(other): unknown now
+                    self.scopes[-1].pop(func.value.id, None)
                 return
             if func.attr not in ("load", "partial", "partialmethod"):
                 return
