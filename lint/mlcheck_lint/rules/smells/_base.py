@@ -334,7 +334,7 @@ def first_param(function: ast.AST) -> str | None:
     return params[0].arg if params else None
 
 
-def _class_defs(tree: ast.Module) -> list[ast.ClassDef]:
+def class_defs(tree: ast.Module) -> list[ast.ClassDef]:
     out: list[ast.ClassDef] = []
     queue: list[list[ast.stmt]] = [tree.body]
     for block in queue:
@@ -379,7 +379,7 @@ def module_classes(ctx: Any) -> dict[str, bool]:
     """
     def build() -> dict[str, bool]:
         names = qualified_names(ctx)
-        classes = _class_defs(ctx.tree)
+        classes = class_defs(ctx.tree)
         result: dict[str, bool] = {}
         for cls in classes:
             result[cls.name] = result.get(cls.name, False) or any(
@@ -498,6 +498,63 @@ _ACTIVATIONS = {
 _ACTIVATION_MODULES = {"torch.nn.Softmax": "softmax", "torch.nn.LogSoftmax": "log_softmax",
                        "torch.nn.Sigmoid": "sigmoid"}
 _ACTIVATION_METHODS = {"softmax": "softmax", "log_softmax": "log_softmax", "sigmoid": "sigmoid"}
+
+
+_SEQUENTIAL = {"torch.nn.Sequential", "torch.nn.modules.container.Sequential"}
+#: calls that return the module they wrap or move: ``Net().to(device)``, ``nn.DataParallel(net)``.
+_SAME_MODULE_METHODS = frozenset({"to", "cuda", "cpu", "float", "double", "half", "bfloat16", "train", "eval",
+                                  "requires_grad_", "share_memory"})
+_WRAPPERS = frozenset({"torch.nn.DataParallel", "torch.nn.parallel.DataParallel",
+                       "torch.nn.parallel.DistributedDataParallel", "torch.compile"})
+
+
+def unwrap_module(names: QualifiedNames, node: ast.AST) -> ast.AST:
+    """Return the module construction under the calls that return it unchanged.
+
+    ``Net(...)`` for ``Net(...).to(device)``, ``nn.DataParallel(Net(...))`` or
+    ``torch.compile(Net(...))``.
+
+    Args:
+        names: The file's qualified names.
+        node: An expression.
+
+    Returns:
+        The innermost expression (``node`` itself when nothing wraps it).
+    """
+    while type(node) is ast.Call:
+        func = node.func  # type: ignore[attr-defined]
+        if type(func) is ast.Attribute and func.attr in _SAME_MODULE_METHODS and type(func.value) is ast.Call:
+            node = func.value
+        elif node.args and (names.resolve(func) or "") in _WRAPPERS:  # type: ignore[attr-defined]
+            node = node.args[0]  # type: ignore[attr-defined]
+        else:
+            break
+    return node
+
+
+def activation_module_kind(names: QualifiedNames, node: ast.AST) -> str | None:
+    """Return the activation a module built by ``node`` applies last, if it is one.
+
+    Recognises ``nn.Softmax(dim=1)``, ``nn.LogSoftmax(...)``, ``nn.Sigmoid()`` and an
+    ``nn.Sequential(...)`` whose last positional layer is one of those.
+
+    Args:
+        names: The file's qualified names.
+        node: An expression (the value assigned to a module attribute or a variable).
+
+    Returns:
+        ``softmax``, ``log_softmax`` or ``sigmoid``, or ``None``.
+    """
+    if type(node) is not ast.Call:
+        return None
+    qual = names.resolve(node.func) or ""  # type: ignore[attr-defined]
+    kind = _ACTIVATION_MODULES.get(qual)
+    if kind is not None:
+        return kind
+    args = node.args  # type: ignore[attr-defined]
+    if qual in _SEQUENTIAL and args and type(args[-1]) is not ast.Starred:
+        return activation_module_kind(names, args[-1])
+    return None
 
 
 def activation_kind(names: QualifiedNames, node: ast.AST) -> str | None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import ast
 
 from ...api import Fix, register
-from ._base import (ML_IMPORTS, ScopedSmellRule, SmellRule, activation_kind, dotted_name, has_star_args, insert_after, keyword,
-                    notebook_state, qualified_names, replace, text_of)
+from ._base import (ML_IMPORTS, ScopedSmellRule, SmellRule, activation_kind, activation_module_kind, class_defs,
+                    dotted_name, enclosing_method, file_cache, first_param, has_star_args, insert_after, keyword,
+                    module_classes, notebook_state, qualified_names, replace, text_of, unwrap_module)
 
 # --------------------------------------------------------------------------- MLC304
 
@@ -153,6 +154,97 @@ _WHY = {"cross_entropy": "applies log_softmax itself", "CrossEntropyLoss": "appl
         "nll_loss": "expects log-probabilities (use log_softmax)", "NLLLoss": "expects log-probabilities (use log_softmax)"}
 
 
+_NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
+def _own_nodes(function: ast.AST) -> list[ast.AST]:
+    """The nodes of a function's body, without those of nested functions and classes."""
+    out: list[ast.AST] = []
+    stack = list(reversed(function.body))  # type: ignore[attr-defined]
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        if not isinstance(node, _NESTED):
+            stack.extend(reversed(list(ast.iter_child_nodes(node))))
+    return out
+
+
+def _module_outputs(ctx: object) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """Which ``nn.Module`` classes of the file end their ``forward`` in an activation.
+
+    Returns ``({class: kind}, {(class, attribute): kind})``: a class whose every
+    ``return`` in ``forward`` is a softmax, log_softmax or sigmoid output (directly,
+    through a local variable, or through a ``self.<attr>`` activation module such as
+    ``nn.Softmax(dim=1)`` or an ``nn.Sequential`` ending in one), and the activation
+    modules its methods assign to attributes.
+    """
+    def build() -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+        names = qualified_names(ctx)
+        is_module = module_classes(ctx)
+        outputs: dict[str, str] = {}
+        attrs: dict[tuple[str, str], str] = {}
+        classes = [c for c in class_defs(ctx.tree) if is_module.get(c.name)]  # type: ignore[attr-defined]
+        for cls in classes:
+            seen: dict[str, str | None] = {}
+            methods = [s for s in cls.body if type(s) in (ast.FunctionDef, ast.AsyncFunctionDef)]
+            for method in methods:
+                me = first_param(method)
+                for node in _own_nodes(method):
+                    if type(node) is not ast.Assign:
+                        continue
+                    for target in node.targets:  # type: ignore[attr-defined]
+                        if (type(target) is ast.Attribute and type(target.value) is ast.Name
+                                and target.value.id == me):
+                            kind = activation_module_kind(names, node.value)  # type: ignore[attr-defined]
+                            seen[target.attr] = kind if seen.get(target.attr, kind) == kind else None
+            for attr, kind in seen.items():
+                if kind is not None:
+                    attrs[(cls.name, attr)] = kind
+        for cls in classes:
+            forward = next((s for s in cls.body if type(s) in (ast.FunctionDef, ast.AsyncFunctionDef)
+                            and s.name == "forward"), None)  # type: ignore[attr-defined]
+            me = first_param(forward) if forward is not None else None
+            if me is None:
+                continue
+
+            def kind_of(node: ast.AST, local: dict[str, list[tuple[int, str | None]]]) -> str | None:
+                kind = activation_kind(names, node)
+                if kind is None and type(node) is ast.Call:
+                    func = node.func  # type: ignore[attr-defined]
+                    if type(func) is ast.Attribute and type(func.value) is ast.Name and func.value.id == me:
+                        kind = attrs.get((cls.name, func.attr))
+                if kind is None and type(node) is ast.Name:
+                    earlier = [k for line, k in local.get(node.id, ()) if line < node.lineno]  # type: ignore[attr-defined]
+                    kind = earlier[-1] if earlier else None
+                return kind
+
+            local: dict[str, list[tuple[int, str | None]]] = {}
+            returns: list[ast.Return] = []
+            for node in _own_nodes(forward):  # type: ignore[arg-type]
+                if type(node) is ast.Assign:
+                    value = node.value  # type: ignore[attr-defined]
+                    for target in node.targets:  # type: ignore[attr-defined]
+                        if type(target) is ast.Name:
+                            local.setdefault(target.id, []).append((node.lineno, kind_of(value, local)))
+                elif type(node) in (ast.AugAssign, ast.AnnAssign) and type(node.target) is ast.Name:  # type: ignore[attr-defined]
+                    local.setdefault(node.target.id, []).append((node.lineno, None))  # type: ignore[attr-defined]
+                elif type(node) is ast.Return:
+                    returns.append(node)  # type: ignore[arg-type]
+            kinds = {kind_of(r.value, local) if r.value is not None else None for r in returns}
+            if len(kinds) == 1 and None not in kinds:
+                outputs[cls.name] = kinds.pop()  # type: ignore[assignment]
+        return outputs, attrs
+
+    return file_cache(ctx, "smells.module_outputs", build)
+
+
+class _ActivationScope:
+    def __init__(self, params: set[str]) -> None:
+        self.values: dict[str, tuple[str, ast.AST, str]] = {}  # variable -> (kind, where, how)
+        self.modules: dict[str, tuple[str, str]] = {}  # callable -> (kind, what it is)
+        self.params = params  # names bound here, hiding the module's
+
+
 @register
 class ActivationBeforeLoss(ScopedSmellRule):
     """Flags an activation fed to a loss that applies its own.
@@ -161,14 +253,19 @@ class ActivationBeforeLoss(ScopedSmellRule):
         Finds softmax, log_softmax or sigmoid output passed as the input of
         ``CrossEntropyLoss``/``F.cross_entropy`` or ``BCEWithLogitsLoss``/
         ``F.binary_cross_entropy_with_logits``, and plain softmax passed to
-        ``NLLLoss``/``F.nll_loss``. It sees nested calls, and a local variable assigned
-        from the activation and passed to the loss in the same function. Sigmoid into
-        plain ``binary_cross_entropy`` is correct and not flagged.
+        ``NLLLoss``/``F.nll_loss``. It sees nested calls, a local variable assigned
+        from the activation, an activation module (``nn.Softmax(dim=1)``, or an
+        ``nn.Sequential`` ending in one) called on the logits, and the output of a
+        model whose class, defined in the same file, ends ``forward`` in an
+        activation (``model = Net().to(device)``, ``self(x)`` in a LightningModule).
+        Sigmoid into plain ``binary_cross_entropy`` is correct and not flagged.
 
     Why is this bad?
         These losses take logits (``nll_loss``: log-probabilities). A second softmax or
         sigmoid squashes the scores, so gradients shrink, training stalls or converges
-        to a worse model, and nothing fails.
+        to a worse model, and nothing fails. (``log_softmax`` into ``cross_entropy`` is
+        numerically harmless, since ``log_softmax`` of log-probabilities changes
+        nothing, but it hides which of the two was meant: ``nll_loss`` states it.)
 
     Example:
         ```python
@@ -185,7 +282,7 @@ class ActivationBeforeLoss(ScopedSmellRule):
     code = "MLC306"
     name = "activation-before-loss"
     summary = "softmax/sigmoid output fed to a loss that applies it again"
-    requires_text = ("softmax", "sigmoid") + ML_IMPORTS
+    requires_text = ("softmax", "sigmoid", "Softmax", "Sigmoid") + ML_IMPORTS
 
     def begin_file(self, ctx: object) -> None:
         """Start a file.
@@ -193,29 +290,110 @@ class ActivationBeforeLoss(ScopedSmellRule):
         Args:
             ctx: The file context.
         """
+        self._params: set[str] = set()
         super().begin_file(ctx)
         self.loss_objects: dict[str, str] = notebook_state(ctx, "MLC306.losses", dict)  # name -> loss class
+        module_state = notebook_state(ctx, "MLC306.module", lambda: _ActivationScope(set()))
+        self.scopes[0] = module_state
+        self.outputs, self.attrs = _module_outputs(ctx)
+        self.self_modules: dict[tuple[str, str], tuple[str, str]] = notebook_state(ctx, "MLC306.self", dict)
 
-    def _new_scope(self) -> dict[str, tuple[str, ast.AST]]:
-        return {}  # variable -> (activation kind, the call)
+    def _new_scope(self) -> _ActivationScope:
+        return _ActivationScope(self._params)
+
+    def visit_FunctionDef(self, node: ast.AST) -> None:
+        """Open a function's scope; its parameters hide the module's names.
+
+        Args:
+            node: The function.
+        """
+        args = node.args  # type: ignore[attr-defined]
+        self._params = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg)
+                        if a is not None}
+        super().visit_FunctionDef(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def _module(self, func: ast.AST) -> tuple[str, str] | None:
+        """``(kind, what)`` when calling ``func`` applies an activation last."""
+        if type(func) is ast.Name:
+            scope = self.scopes[-1]
+            found = scope.modules.get(func.id)
+            if found is None and func.id not in scope.params and func.id not in scope.values and len(self.scopes) > 1:
+                found = self.scopes[0].modules.get(func.id)
+            return found
+        if type(func) is ast.Attribute and type(func.value) is ast.Name:
+            owner = enclosing_method(self.ctx.ancestors)
+            if owner is not None and func.value.id == first_param(owner[1]):
+                kind = self.attrs.get((owner[0].name, func.attr))
+                if kind is not None:
+                    return kind, f"a module ending in {kind}"
+                return self.self_modules.get((owner[0].name, func.attr))
+        return None
+
+    def _kind(self, node: ast.AST) -> tuple[str, str] | None:
+        """``(kind, how)`` when an expression is an activation's output."""
+        kind = activation_kind(qualified_names(self.ctx), node)
+        if kind is not None:
+            return kind, ""
+        if type(node) is not ast.Call:
+            return None
+        func = node.func
+        found = self._module(func)
+        if found is not None:
+            return found[0], f" (`{dotted_name(func)}` is {found[1]})"
+        owner = enclosing_method(self.ctx.ancestors)
+        if (owner is not None and type(func) is ast.Name and func.id == first_param(owner[1])
+                and owner[0].name in self.outputs):  # self(x) in a LightningModule step
+            kind = self.outputs[owner[0].name]
+            return kind, f" (`{owner[0].name}.forward` ends in {kind})"
+        return None
+
+    def _built_module(self, value: ast.AST) -> tuple[str, str] | None:
+        """``(kind, what)`` when ``value`` builds a module whose output is an activation."""
+        names = qualified_names(self.ctx)
+        kind = activation_module_kind(names, value)
+        if kind is not None:
+            return kind, f"a module ending in {kind}"
+        inner = unwrap_module(names, value)
+        if type(inner) is ast.Call and type(inner.func) is ast.Name and inner.func.id in self.outputs:
+            kind = self.outputs[inner.func.id]
+            return kind, f"a `{inner.func.id}`, whose `forward` ends in {kind}"
+        return None
 
     def visit_Assign(self, node: ast.Assign) -> None:
-        """Remember loss objects and variables holding an activation.
+        """Remember loss objects, activation modules, models and activation outputs.
 
         Args:
             node: The assignment.
         """
         names = qualified_names(self.ctx)
         value = node.value
+        scope = self.scopes[-1]
+        held = self._kind(value)
+        built = self._built_module(value)
         for target in node.targets:
             key = dotted_name(target)
             if key is None:
                 continue
-            kind = activation_kind(names, value)
-            if kind is not None and type(target) is ast.Name:
-                self.scopes[-1][key] = (kind, value)
-            else:
-                self.scopes[-1].pop(key, None)
+            if type(target) is ast.Name:
+                if held is not None:
+                    scope.values[key] = (held[0], value, held[1].strip()[1:-1])  # " (why)" -> "why"
+                else:
+                    scope.values.pop(key, None)
+                if built is not None:
+                    scope.modules[key] = built
+                else:
+                    scope.modules.pop(key, None)
+                    if held is None:
+                        scope.values[key] = ("", value, "")  # bound here: hides the module's name
+            elif type(target) is ast.Attribute and type(target.value) is ast.Name:
+                owner = enclosing_method(self.ctx.ancestors)
+                if owner is not None and target.value.id == first_param(owner[1]):
+                    if built is not None:
+                        self.self_modules[(owner[0].name, target.attr)] = built
+                    else:
+                        self.self_modules.pop((owner[0].name, target.attr), None)
             if type(value) is ast.Call:
                 loss = _LOSS_CLASSES.get(names.resolve(value.func) or "")
                 if loss is not None:
@@ -245,13 +423,22 @@ class ActivationBeforeLoss(ScopedSmellRule):
         arg = given.value if given is not None else (node.args[0] if node.args else None)
         if arg is None:
             return
-        kind = activation_kind(qualified_names(self.ctx), arg)
-        via = ""
+        found = self._kind(arg)
+        kind, via = found if found is not None else (None, "")
         if kind is None and type(arg) is ast.Name:
-            held = self.scopes[-1].get(arg.id)
-            if held is not None:
-                kind, via = held[0], f" (`{arg.id}` holds the {held[0]} output from line {held[1].lineno})"
+            scope = self.scopes[-1]
+            held = scope.values.get(arg.id)
+            if held is None and arg.id not in scope.params and len(self.scopes) > 1:
+                held = self.scopes[0].values.get(arg.id)
+            if held is not None and held[0]:
+                why = f": {held[2]}" if held[2] else ""
+                kind, via = held[0], f" (`{arg.id}` holds the {held[0]} output from line {held[1].lineno}{why})"
         if kind is None or kind not in _APPLIES[loss]:
+            return
+        if kind == "log_softmax" and loss in ("cross_entropy", "CrossEntropyLoss"):
+            self.report(arg, f"log_softmax output is fed to `{loss}`, which {_WHY[loss]}{via}: the result is "
+                             f"the same (log_softmax of log-probabilities changes nothing) but it hides which "
+                             f"was meant; use `nll_loss` on log-probabilities, or pass the raw logits")
             return
         self.report(arg, f"{kind} output is fed to `{loss}`, which {_WHY[loss]}{via}: pass the raw "
                          f"logits, or the gradients shrink and training silently degrades")

@@ -7,8 +7,8 @@ import re
 from typing import Any
 
 from ...api import Fix, register
-from ._base import (ML_IMPORTS, ScopedSmellRule, SmellRule, dotted_name, dotted_parts, insert_after, loops_in_scope, notebook_state,
-                    qualified_names, under_no_grad)
+from ._base import (ML_IMPORTS, ScopedSmellRule, SmellRule, class_defs, dotted_name, dotted_parts, file_cache, insert_after,
+                    loops_in_scope, module_classes, notebook_state, qualified_names, under_no_grad, unwrap_module)
 
 _OPTIMIZER_NAME = re.compile(r"(.*optim.*|(\w+_)?opt(_\w+)?\d*|.*scaler.*)", re.IGNORECASE)
 _SCHEDULER_NAME = re.compile(r".*sched.*", re.IGNORECASE)
@@ -224,8 +224,9 @@ class _Scope:
         self.status: dict[str, str] = {}  # name -> loss / number
         self.backward: dict[str, set[int]] = {}  # name -> ids of loop nests where .backward() is called
         self.backward_anywhere: set[str] = set()
+        self.backward_loops: dict[str, set[int]] = {}  # name -> ids of every loop around its .backward()
         self.returned: set[str] = set()
-        self.candidates: list[tuple[ast.AST, str, ast.Name, int]] = []
+        self.candidates: list[tuple[ast.AST, str, ast.Name, int, str]] = []  # (node, target, loss, nest, how)
 
 
 @register
@@ -235,8 +236,9 @@ class LossAccumulatedWithGraph(ScopedSmellRule):
     What it does:
         Finds ``total += loss`` (or ``total = total + loss``) inside a loop, where
         ``loss`` comes from a loss call (``criterion(...)``, ``F.cross_entropy(...)``,
-        ``outputs.loss``) or has ``.backward()`` called on it in the loop, and is not
-        turned into a number first (``.item()``, ``.detach()``, ``float()``,
+        ``outputs.loss``) or has ``.backward()`` called on it in the loop, and
+        ``losses.append(loss)`` of a loss back-propagated in that loop, where the loss
+        is not turned into a number first (``.item()``, ``.detach()``, ``float()``,
         ``.cpu().numpy()``, ``.data``). Accumulators that are themselves
         back-propagated or returned (summing loss terms on purpose), code under
         ``torch.no_grad()``, and sklearn metrics (floats) are not flagged.
@@ -306,6 +308,12 @@ class LossAccumulatedWithGraph(ScopedSmellRule):
                     if key:
                         self.loss_objects[key] = qual
         kind = _loss_kind(names, node.value, self.loss_objects)
+        value = node.value
+        if kind == "loss" and type(value) is ast.Attribute and type(value.value) is ast.Name \
+                and scope.status.get(value.value.id) == "number":
+            kind = "number"  # outputs.loss of outputs computed under no_grad
+        if under_no_grad(self.ctx, self.ctx.ancestors):
+            kind = "number"  # no graph to keep: a tensor computed under no_grad
         for t in node.targets:
             if type(t) is ast.Name:
                 if kind is None:
@@ -332,7 +340,7 @@ class LossAccumulatedWithGraph(ScopedSmellRule):
         for name in _bare_names(value):
             if scope.status.get(name.id) == "loss" and name.id != target:
                 if not under_no_grad(self.ctx, self.ctx.ancestors):
-                    scope.candidates.append((node, target, name, nest))
+                    scope.candidates.append((node, target, name, nest, "add"))
                 return
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -342,7 +350,12 @@ class LossAccumulatedWithGraph(ScopedSmellRule):
             node: The call.
         """
         func = node.func
-        if type(func) is not ast.Attribute or func.attr not in ("backward", "manual_backward"):
+        if type(func) is not ast.Attribute:
+            return
+        if func.attr == "append" and len(node.args) == 1 and not node.keywords and type(node.args[0]) is ast.Name:
+            self._appended(node, func, node.args[0])
+            return
+        if func.attr not in ("backward", "manual_backward"):
             return
         scope = self.scopes[-1]
         # loss.backward(), scaler.scale(loss).backward(), accelerator.backward(loss)
@@ -354,10 +367,23 @@ class LossAccumulatedWithGraph(ScopedSmellRule):
                     scope.backward_anywhere.add(sub.id)
                     if nest is not None:
                         scope.backward.setdefault(sub.id, set()).add(nest)
+                        scope.backward_loops.setdefault(sub.id, set()).update(
+                            id(loop) for loop in loops_in_scope(self.ctx.ancestors))
                 elif type(sub) is ast.Attribute:
                     key = dotted_name(sub)
                     if key:
                         scope.backward_anywhere.add(key)
+
+    def _appended(self, node: ast.Call, func: ast.Attribute, name: ast.Name) -> None:
+        """Catch ``losses.append(loss)`` (judged at the function's end: only a back-propagated loss)."""
+        nest = self._nest_id()
+        target = dotted_name(func.value)
+        scope = self.scopes[-1]
+        if (nest is not None and target is not None and scope.status.get(name.id) == "loss"
+                and not under_no_grad(self.ctx, self.ctx.ancestors)):
+            # judged against the innermost loop: an evaluation loop's list inside the epoch loop
+            # holds no-grad losses, even though the epoch loop back-propagates elsewhere
+            scope.candidates.append((node, target, name, id(loops_in_scope(self.ctx.ancestors)[-1]), "append"))
 
     def visit_Return(self, node: ast.Return) -> None:
         """Record returned names (a summed loss returned is meant to keep its graph).
@@ -375,10 +401,17 @@ class LossAccumulatedWithGraph(ScopedSmellRule):
         return _Scope()
 
     def _finish(self, scope: _Scope) -> None:
-        for node, target, name, nest in scope.candidates:
+        for node, target, name, nest, how in scope.candidates:
             if target in scope.backward_anywhere:
                 continue  # the sum is back-propagated: summing loss terms on purpose
             backed = nest in scope.backward.get(name.id, set())
+            if how == "append":
+                if nest in scope.backward_loops.get(name.id, set()):  # a list of loss terms for a later backward() has no backward() in the loop
+                    fix = Fix("unsafe", f"append {name.id}.item()", (insert_after(self.ctx, name, ".item()"),))
+                    self.report(name, f"`{name.id}` is back-propagated in this loop and is appended to "
+                                      f"`{target}` with its autograd graph, which keeps every iteration's graph "
+                                      f"in memory; append `{name.id}.item()` (or `.detach()`) instead", fix)
+                continue
             if not backed and target in scope.returned:
                 continue  # a helper returning the summed loss for its caller's backward()
             fix = Fix("unsafe", f"accumulate {name.id}.item()", (insert_after(self.ctx, name, ".item()"),))
@@ -469,3 +502,210 @@ class EvaluationWithoutEvalMode(SmellRule):
                                   f"dropout and batch norm still act as in training; call `{key}.eval()` "
                                   f"first (and `.train()` after)")
         return super().end_file()
+
+
+def _mode_call(node: ast.Call) -> str | None:
+    """``eval`` for ``m.eval()``/``m.train(False)``, ``train`` for ``m.train()``/``m.train(True)``,
+    ``toggle`` for ``m.train(mode)`` with a value only known at run time."""
+    func = node.func
+    if type(func) is not ast.Attribute or func.attr not in ("eval", "train") or len(node.args) > 1:
+        return None
+    if func.attr == "eval":
+        return "eval" if not node.args and not node.keywords else None
+    given = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "mode"), None)
+    if given is None:
+        return "train" if not node.keywords else None
+    if type(given) is ast.Constant and type(given.value) is bool:
+        return "train" if given.value else "eval"
+    return "toggle"
+
+
+#: words in a file whose modules may behave differently in train and eval mode.
+_MODE_WORDS = re.compile(r"dropout|batch_?norm|instance_?norm|\.training\b|\btraining\s*=|rrelu", re.IGNORECASE)
+
+
+def _mode_free_classes(ctx: Any) -> set[str]:
+    """The module classes of a file that provably act the same in train and eval mode.
+
+    Only in a file that mentions no dropout, batch or instance norm or ``training``
+    flag: a class whose methods call nothing imported from outside ``torch`` (its
+    layers are ``torch.nn`` ones, or classes and functions of the same file; a
+    torchvision or timm backbone makes it unknown).
+    """
+    def build() -> set[str]:
+        if _MODE_WORDS.search(ctx.source):
+            return set()
+        names = qualified_names(ctx)
+        free: set[str] = set()
+        for cls in class_defs(ctx.tree):
+            if not module_classes(ctx).get(cls.name):
+                continue
+            for node in ast.walk(cls):
+                if type(node) is ast.Call:
+                    qual = names.resolve(node.func)
+                    if qual is not None and not (qual == "torch" or qual.startswith(("torch.", "builtins."))):
+                        break
+            else:
+                free.add(cls.name)
+        return free
+
+    return file_cache(ctx, "smells.mode_free_classes", build)
+
+
+class _ModeScope:
+    def __init__(self) -> None:
+        self.nests: dict[int, dict[str, Any]] = {}  # outer loop -> facts
+        self.train_outside: set[str] = set()  # m.train() outside any loop
+        self.trained: set[str] = set()  # m.parameters() seen: an optimizer over m is built here
+
+
+@register
+class TrainModeNotRestored(ScopedSmellRule):
+    """Flags a training loop that puts the model into eval mode and never back.
+
+    What it does:
+        Finds a loop nest that calls ``.backward()`` and ``model.eval()`` (or
+        ``model.train(False)``) but never ``model.train()``, where ``model`` is the model
+        being trained: the same function calls ``model.train()`` before the loop or
+        builds an optimizer over ``model.parameters()``. A loop that hands the model to
+        a helper whose name says it trains (``train_one_epoch(model, ...)``) is left
+        alone, since the helper may switch modes itself, and so is a model whose class,
+        defined in the same file, provably has no layer that ``eval()`` changes (no
+        dropout, batch or instance norm or ``training`` flag in the file, and no layer
+        imported from outside ``torch``).
+
+    Why is this bad?
+        ``eval()`` turns dropout off and makes batch norm use its running statistics.
+        After the first validation pass every later epoch trains in that mode: no
+        regularisation from dropout, batch norm statistics frozen, and a model that
+        quietly generalises worse. Nothing fails, and the loss still goes down.
+        (The "training / evaluation mode improper toggling" smell of the ML code-smell
+        catalogue.)
+
+    Example:
+        ```python
+        model.train()
+        for epoch in range(epochs):
+            for x, y in train_loader:
+                optimizer.zero_grad()
+                criterion(model(x), y).backward()
+                optimizer.step()
+            model.eval()
+            validate(model, val_loader)
+        ```
+
+    Use instead:
+        ```python
+        for epoch in range(epochs):
+            model.train()
+            for x, y in train_loader:
+                optimizer.zero_grad()
+                criterion(model(x), y).backward()
+                optimizer.step()
+            model.eval()
+            validate(model, val_loader)
+        ```
+    """
+
+    code = "MLC326"
+    name = "train-mode-not-restored"
+    summary = "training loop switches the model to eval mode and never back to train mode"
+    requires_text = ("eval",)
+
+    def begin_file(self, ctx: Any) -> None:
+        """Start a file.
+
+        Args:
+            ctx: The file context.
+        """
+        super().begin_file(ctx)
+        self.instances: dict[str, str] = notebook_state(ctx, "MLC326.instances", dict)  # name -> class of this file
+
+    def _new_scope(self) -> _ModeScope:
+        return _ModeScope()
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        """Remember which names hold an instance of a module class of this file.
+
+        Args:
+            node: The assignment.
+        """
+        value = node.value
+        inner = unwrap_module(qualified_names(self.ctx), value)
+        cls = inner.func.id if type(inner) is ast.Call and type(inner.func) is ast.Name else None
+        for target in node.targets:
+            key = dotted_name(target)
+            if key is None:
+                continue
+            moved = (type(value) is ast.Call and type(value.func) is ast.Attribute
+                     and dotted_name(value.func.value) == key)  # model = model.cuda()
+            if cls is not None and module_classes(self.ctx).get(cls):
+                self.instances[key] = cls
+            elif not moved:
+                self.instances.pop(key, None)
+
+    def _facts(self) -> dict[str, Any] | None:
+        loops = loops_in_scope(self.ctx.ancestors)
+        if not loops:
+            return None
+        return self.scopes[-1].nests.setdefault(id(loops[0]), {
+            "backward": False, "eval": {}, "train": set(), "handed": set()})
+
+    def visit_Call(self, node: ast.Call) -> None:
+        """Record mode switches, backward passes and optimizers built over a model.
+
+        Args:
+            node: The call.
+        """
+        func = node.func
+        scope = self.scopes[-1]
+        if type(func) is ast.Attribute:
+            if func.attr in ("parameters", "named_parameters"):
+                key = dotted_name(func.value)
+                if key:
+                    scope.trained.add(key)
+                return
+            mode = _mode_call(node)
+            if mode is not None:
+                key = dotted_name(func.value)
+                if key is None:
+                    return
+                facts = self._facts()
+                if facts is None:
+                    if mode != "eval":
+                        scope.train_outside.add(key)
+                elif mode == "eval":
+                    facts["eval"].setdefault(key, node)
+                else:
+                    facts["train"].add(key)
+                return
+            if func.attr in ("backward", "manual_backward"):
+                facts = self._facts()
+                if facts is not None:
+                    facts["backward"] = True
+                return
+        callee = dotted_name(func) or ""
+        if "train" in callee.rsplit(".", 1)[-1].lower() or "fit" == callee.rsplit(".", 1)[-1]:
+            facts = self._facts()
+            if facts is not None:
+                for arg in (*node.args, *(k.value for k in node.keywords)):
+                    key = dotted_name(arg)
+                    if key:
+                        facts["handed"].add(key)
+
+    def _finish(self, scope: _ModeScope) -> None:
+        for facts in scope.nests.values():
+            if not facts["backward"]:
+                continue
+            for key, node in facts["eval"].items():
+                if key in facts["train"] or key in facts["handed"]:
+                    continue
+                if key not in scope.train_outside and key not in scope.trained:
+                    continue  # not evidently the model this loop trains (a frozen teacher, say)
+                if self.instances.get(key) in _mode_free_classes(self.ctx):
+                    continue  # its class (in this file) has no layer that eval() changes
+                call = "eval()" if node.func.attr == "eval" else "train(False)"
+                self.report(node, f"`{key}.{call}` in this training loop is never undone: the loop "
+                                  f"back-propagates, but no `{key}.train()` follows in the loop, so every step "
+                                  f"after the first evaluation trains with dropout off and batch norm frozen; "
+                                  f"call `{key}.train()` at the start of each training epoch")
