@@ -15,7 +15,8 @@ with imports and aliases resolved once per file by :mod:`mlcheck_lint.qualnames`
 * :mod:`.estimators` MLC312 (preprocessing leakage); off: MLC319 (hyperparameters
   left to defaults), MLC322 (threshold-only validation), MLC323 (unscaled features);
 * :mod:`.dataframes` MLC313 (chained assignment), MLC314 (discarded pandas result); off:
-  MLC320 (merge parameters, read_csv dtypes), MLC321 (``.values``, ``np.dot``, ``iterrows``);
+  MLC320 (merge parameters, read_csv dtypes), MLC321 (``.values``, ``np.dot``, ``iterrows``),
+  MLC327 (placeholder column filled with 0 or ``""``);
 * :mod:`.reproducibility` MLC316 (unseeded entry point, preview); off: MLC318
   (hard-coded CUDA), MLC325 (determinism never enabled);
 * :mod:`.tensorflow` MLC324 (TensorFlow pitfalls, preview).

@@ -1,5 +1,6 @@
-"""pandas smells: chained assignment that may write to a copy, and discarded results of
-methods that return a new frame.
+"""pandas smells: chained assignment that may write to a copy, discarded results of
+methods that return a new frame, and (off by default) merge parameters, idioms and
+placeholder columns.
 
 Both rules only flag receivers known to be DataFrames or Series: names assigned from
 ``pd.read_*``, ``pd.DataFrame``, ``pd.Series``, ``pd.concat`` and friends, from a
@@ -473,3 +474,106 @@ class PandasNumpyIdioms(_FrameTracking):
                 it.func.attr in ("iterrows", "itertuples") and self.frames.known(it.func.value):
             self.report(it, f"a Python loop over `{it.func.attr}()` is far slower than a vectorised column "
                             f"operation and loses dtypes; compute with whole columns instead")
+
+
+@register
+class EmptyColumnMisinitialized(_FrameTracking):
+    """Flags a new DataFrame column filled with ``0`` or ``""`` as a placeholder.
+
+    What it does:
+        Finds ``df["col"] = 0``, ``= 0.0`` or ``= ""`` (and ``df.loc[:, "col"] = ...``,
+        ``df.assign(col="")``) on a known DataFrame, where ``"col"`` is a column this
+        file has not named before: a placeholder column created to be filled later.
+        Off by default: a counter that starts at 0 on purpose looks the same, and a
+        column that only the data file names looks new.
+
+    Why is this bad?
+        Rows the later code never fills keep a value that looks real: a zero is
+        averaged into statistics and fed to models as data, an empty string passes
+        ``notna()``. With ``np.nan`` (or ``pd.NA``) the unfilled rows stay visible to
+        ``isna()``, ``dropna()`` and every aggregation (the "empty column
+        misinitialization" smell of the ML code-smell catalogue).
+
+    Example:
+        ```python
+        df["score"] = 0
+        df.loc[mask, "score"] = compute(df[mask])
+        ```
+
+    Use instead:
+        ```python
+        df["score"] = np.nan
+        df.loc[mask, "score"] = compute(df[mask])
+        ```
+    """
+
+    code = "MLC327"
+    name = "empty-column-misinitialized"
+    summary = "new DataFrame column initialised with 0 or an empty string instead of NaN"
+    default = "off"
+
+    def begin_file(self, ctx: Any) -> None:
+        """Start a file.
+
+        Args:
+            ctx: The file context.
+        """
+        super().begin_file(ctx)
+        self.columns: set[str] = notebook_state(ctx, "MLC327.columns", set)  # column names seen so far
+
+    @staticmethod
+    def _placeholder(value: ast.AST | None) -> bool:
+        return (type(value) is ast.Constant and type(value.value) in (int, float, str)  # type: ignore[union-attr]
+                and value.value in (0, ""))  # type: ignore[union-attr]
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        """Remember every string of the file so far: a column named before is not new.
+
+        Args:
+            node: The constant.
+        """
+        if type(node.value) is str and len(node.value) < 200:
+            self.columns.add(node.value)
+
+    def _column(self, target: ast.AST) -> str | None:
+        if type(target) is not ast.Subscript:
+            return None
+        index = target.slice
+        holder = target.value
+        if type(holder) is ast.Attribute and holder.attr == "loc" and type(index) is ast.Tuple and len(index.elts) == 2:
+            rows, index = index.elts
+            if not (type(rows) is ast.Slice and rows.lower is None and rows.upper is None and rows.step is None):
+                return None  # df.loc[mask, "c"] = 0 fills some rows: not a new placeholder
+            holder = holder.value
+        if type(index) is not ast.Constant or type(index.value) is not str or not self.frames.known(holder):
+            return None
+        return index.value
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        """Check ``df["new"] = 0`` (before the target's own string counts as seen), then track frames.
+
+        Args:
+            node: The assignment.
+        """
+        if self.pandas and self._placeholder(node.value):
+            for target in node.targets:
+                column = self._column(target)
+                if column is not None and column not in self.columns:
+                    self._report(target, column, node.value)  # type: ignore[arg-type]
+        super().visit_Assign(node)
+
+    def _report(self, node: ast.AST, column: str, value: ast.Constant) -> None:
+        self.report(node, f"new column `{column}` is filled with `{value.value!r}` as a placeholder: rows never "
+                          f"filled later look like real data; initialise it with `np.nan` (or `pd.NA`)")
+
+    def visit_Call(self, node: ast.Call) -> None:
+        """Check ``df.assign(col=0)``.
+
+        Args:
+            node: The call.
+        """
+        func = node.func
+        if type(func) is ast.Attribute and func.attr == "assign" and self.frames.known(func.value):
+            for kw in node.keywords:
+                if kw.arg is not None and self._placeholder(kw.value) and kw.arg not in self.columns:
+                    self._report(kw.value, kw.arg, kw.value)  # type: ignore[arg-type]
