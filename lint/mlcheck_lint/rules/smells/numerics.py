@@ -6,8 +6,8 @@ from __future__ import annotations
 import ast
 
 from ...api import Fix, register
-from ._base import (ML_IMPORTS, ScopedSmellRule, SmellRule, activation_kind, activation_module_kind, class_defs,
-                    dotted_name, enclosing_method, file_cache, first_param, has_star_args, insert_after, keyword,
+from ._base import (ML_IMPORTS, ScopedSmellRule, SmellRule, activation_kind, activation_module_kind,
+                    dotted_name, enclosing_method, first_param, has_star_args, insert_after, keyword,
                     module_classes, notebook_state, qualified_names, replace, text_of, unwrap_module)
 
 # --------------------------------------------------------------------------- MLC304
@@ -154,90 +154,6 @@ _WHY = {"cross_entropy": "applies log_softmax itself", "CrossEntropyLoss": "appl
         "nll_loss": "expects log-probabilities (use log_softmax)", "NLLLoss": "expects log-probabilities (use log_softmax)"}
 
 
-_NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-
-
-def _own_nodes(function: ast.AST) -> list[ast.AST]:
-    """The nodes of a function's body, without those of nested functions and classes."""
-    out: list[ast.AST] = []
-    stack = list(reversed(function.body))  # type: ignore[attr-defined]
-    while stack:
-        node = stack.pop()
-        out.append(node)
-        if not isinstance(node, _NESTED):
-            stack.extend(reversed(list(ast.iter_child_nodes(node))))
-    return out
-
-
-def _module_outputs(ctx: object) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
-    """Which ``nn.Module`` classes of the file end their ``forward`` in an activation.
-
-    Returns ``({class: kind}, {(class, attribute): kind})``: a class whose every
-    ``return`` in ``forward`` is a softmax, log_softmax or sigmoid output (directly,
-    through a local variable, or through a ``self.<attr>`` activation module such as
-    ``nn.Softmax(dim=1)`` or an ``nn.Sequential`` ending in one), and the activation
-    modules its methods assign to attributes.
-    """
-    def build() -> tuple[dict[str, str], dict[tuple[str, str], str]]:
-        names = qualified_names(ctx)
-        is_module = module_classes(ctx)
-        outputs: dict[str, str] = {}
-        attrs: dict[tuple[str, str], str] = {}
-        classes = [c for c in class_defs(ctx.tree) if is_module.get(c.name)]  # type: ignore[attr-defined]
-        for cls in classes:
-            seen: dict[str, str | None] = {}
-            methods = [s for s in cls.body if type(s) in (ast.FunctionDef, ast.AsyncFunctionDef)]
-            for method in methods:
-                me = first_param(method)
-                for node in _own_nodes(method):
-                    if type(node) is not ast.Assign:
-                        continue
-                    for target in node.targets:  # type: ignore[attr-defined]
-                        if (type(target) is ast.Attribute and type(target.value) is ast.Name
-                                and target.value.id == me):
-                            kind = activation_module_kind(names, node.value)  # type: ignore[attr-defined]
-                            seen[target.attr] = kind if seen.get(target.attr, kind) == kind else None
-            for attr, kind in seen.items():
-                if kind is not None:
-                    attrs[(cls.name, attr)] = kind
-        for cls in classes:
-            forward = next((s for s in cls.body if type(s) in (ast.FunctionDef, ast.AsyncFunctionDef)
-                            and s.name == "forward"), None)  # type: ignore[attr-defined]
-            me = first_param(forward) if forward is not None else None
-            if me is None:
-                continue
-
-            def kind_of(node: ast.AST, local: dict[str, list[tuple[int, str | None]]]) -> str | None:
-                kind = activation_kind(names, node)
-                if kind is None and type(node) is ast.Call:
-                    func = node.func  # type: ignore[attr-defined]
-                    if type(func) is ast.Attribute and type(func.value) is ast.Name and func.value.id == me:
-                        kind = attrs.get((cls.name, func.attr))
-                if kind is None and type(node) is ast.Name:
-                    earlier = [k for line, k in local.get(node.id, ()) if line < node.lineno]  # type: ignore[attr-defined]
-                    kind = earlier[-1] if earlier else None
-                return kind
-
-            local: dict[str, list[tuple[int, str | None]]] = {}
-            returns: list[ast.Return] = []
-            for node in _own_nodes(forward):  # type: ignore[arg-type]
-                if type(node) is ast.Assign:
-                    value = node.value  # type: ignore[attr-defined]
-                    for target in node.targets:  # type: ignore[attr-defined]
-                        if type(target) is ast.Name:
-                            local.setdefault(target.id, []).append((node.lineno, kind_of(value, local)))
-                elif type(node) in (ast.AugAssign, ast.AnnAssign) and type(node.target) is ast.Name:  # type: ignore[attr-defined]
-                    local.setdefault(node.target.id, []).append((node.lineno, None))  # type: ignore[attr-defined]
-                elif type(node) is ast.Return:
-                    returns.append(node)  # type: ignore[arg-type]
-            kinds = {kind_of(r.value, local) if r.value is not None else None for r in returns}
-            if len(kinds) == 1 and None not in kinds:
-                outputs[cls.name] = kinds.pop()  # type: ignore[assignment]
-        return outputs, attrs
-
-    return file_cache(ctx, "smells.module_outputs", build)
-
-
 class _ActivationScope:
     def __init__(self, params: set[str]) -> None:
         self.values: dict[str, tuple[str, ast.AST, str]] = {}  # variable -> (kind, where, how)
@@ -295,8 +211,11 @@ class ActivationBeforeLoss(ScopedSmellRule):
         self.loss_objects: dict[str, str] = notebook_state(ctx, "MLC306.losses", dict)  # name -> loss class
         module_state = notebook_state(ctx, "MLC306.module", lambda: _ActivationScope(set()))
         self.scopes[0] = module_state
-        self.outputs, self.attrs = _module_outputs(ctx)
+        # module classes of this file whose forward ends in an activation, learnt as the walk
+        # leaves each forward: {class: kind}; and {(class, attribute): (kind, what)}
+        self.outputs: dict[str, str] = notebook_state(ctx, "MLC306.outputs", dict)
         self.self_modules: dict[tuple[str, str], tuple[str, str]] = notebook_state(ctx, "MLC306.self", dict)
+        self.forward_returns: dict[int, list[str | None]] = {}  # id(forward) -> the kind of each return
 
     def _new_scope(self) -> _ActivationScope:
         return _ActivationScope(self._params)
@@ -314,6 +233,48 @@ class ActivationBeforeLoss(ScopedSmellRule):
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
+    def leave_FunctionDef(self, node: ast.AST) -> None:
+        """Close a function's scope; a ``forward`` whose every return is an activation marks its class.
+
+        Args:
+            node: The function.
+        """
+        kinds = self.forward_returns.pop(id(node), None)
+        if kinds is not None:
+            owner = self.ctx.ancestors[-1]
+            if len(set(kinds)) == 1 and kinds[0] is not None:
+                self.outputs[owner.name] = kinds[0]  # type: ignore[attr-defined]
+            else:
+                self.outputs.pop(owner.name, None)  # type: ignore[attr-defined]
+        super().leave_FunctionDef(node)
+
+    leave_AsyncFunctionDef = leave_FunctionDef
+
+    def visit_Return(self, node: ast.Return) -> None:
+        """Record what a module's ``forward`` returns.
+
+        Args:
+            node: The return statement.
+        """
+        ancestors = self.ctx.ancestors
+        function = next((a for a in reversed(ancestors) if type(a) in (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                                       ast.Lambda, ast.ClassDef)), None)
+        if type(function) not in (ast.FunctionDef, ast.AsyncFunctionDef) or function.name != "forward":  # type: ignore[union-attr]
+            return
+        at = ancestors.index(function)  # type: ignore[arg-type]
+        cls = ancestors[at - 1] if at > 0 else None
+        if type(cls) is not ast.ClassDef or not module_classes(self.ctx).get(cls.name):
+            return
+        kind = None
+        if node.value is not None:
+            found = self._kind(node.value)
+            if found is not None:
+                kind = found[0]
+            elif type(node.value) is ast.Name:
+                held = self.scopes[-1].values.get(node.value.id)
+                kind = held[0] or None if held is not None else None
+        self.forward_returns.setdefault(id(function), []).append(kind)
+
     def _module(self, func: ast.AST) -> tuple[str, str] | None:
         """``(kind, what)`` when calling ``func`` applies an activation last."""
         if type(func) is ast.Name:
@@ -325,9 +286,6 @@ class ActivationBeforeLoss(ScopedSmellRule):
         if type(func) is ast.Attribute and type(func.value) is ast.Name:
             owner = enclosing_method(self.ctx.ancestors)
             if owner is not None and func.value.id == first_param(owner[1]):
-                kind = self.attrs.get((owner[0].name, func.attr))
-                if kind is not None:
-                    return kind, f"a module ending in {kind}"
                 return self.self_modules.get((owner[0].name, func.attr))
         return None
 
@@ -370,8 +328,9 @@ class ActivationBeforeLoss(ScopedSmellRule):
         names = qualified_names(self.ctx)
         value = node.value
         scope = self.scopes[-1]
-        held = self._kind(value)
-        built = self._built_module(value)
+        call = type(value) is ast.Call
+        held = self._kind(value) if call else None
+        built = self._built_module(value) if call else None
         for target in node.targets:
             key = dotted_name(target)
             if key is None:
@@ -387,7 +346,8 @@ class ActivationBeforeLoss(ScopedSmellRule):
                     scope.modules.pop(key, None)
                     if held is None:
                         scope.values[key] = ("", value, "")  # bound here: hides the module's name
-            elif type(target) is ast.Attribute and type(target.value) is ast.Name:
+            elif type(target) is ast.Attribute and type(target.value) is ast.Name \
+                    and (call or any(attr == target.attr for _, attr in self.self_modules)):
                 owner = enclosing_method(self.ctx.ancestors)
                 if owner is not None and target.value.id == first_param(owner[1]):
                     if built is not None:
