@@ -108,7 +108,9 @@ ISSUE_DEFAULTS = {"MLC301": "on", "MLC302": "on", "MLC303": "on", "MLC304": "on"
                   "MLC321": "off", "MLC322": "off", "MLC323": "off", "MLC324": "preview", "MLC325": "off",
                   # beyond the issue's table: the catalogue's train/eval toggling and
                   # empty-column smells
-                  "MLC326": "on", "MLC327": "off"}
+                  "MLC326": "on", "MLC327": "off",
+                  # beyond the catalogue: silent training-loop bugs
+                  "MLC328": "on", "MLC329": "on"}
 FIXABLE = {"MLC302", "MLC303", "MLC304", "MLC305", "MLC307", "MLC309", "MLC317"}
 
 

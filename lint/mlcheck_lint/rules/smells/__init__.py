@@ -4,8 +4,9 @@ One module per theme; each rule is an ``ast`` visitor run in the engine's single
 with imports and aliases resolved once per file by :mod:`mlcheck_lint.qualnames`:
 
 * :mod:`.training` MLC301 (gradients never cleared), MLC305 (loss accumulated with its
-  graph), MLC326 (eval mode never undone in a training loop), MLC315 (evaluation
-  without eval mode, preview);
+  graph), MLC326 (eval mode never undone in a training loop), MLC328 (``zero_grad``
+  between ``backward`` and ``step``), MLC329 (optimizer rebuilt in its loop), MLC315
+  (evaluation without eval mode, preview);
 * :mod:`.modules` MLC302 (``forward`` called directly), MLC303 (functional dropout always
   on), MLC309 (``require_grad`` typo), MLC310 (``Parameter(...).to()``), MLC311
   (submodules in a plain container);

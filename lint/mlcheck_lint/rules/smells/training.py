@@ -8,7 +8,7 @@ from typing import Any
 
 from ...api import Fix, register
 from ._base import (ML_IMPORTS, ScopedSmellRule, SmellRule, class_defs, dotted_name, dotted_parts, file_cache, insert_after,
-                    loops_in_scope, module_classes, notebook_state, qualified_names, under_no_grad, unwrap_module)
+                    is_literal, loops_in_scope, module_classes, notebook_state, qualified_names, under_no_grad, unwrap_module)
 
 _OPTIMIZER_NAME = re.compile(r"(.*optim.*|(\w+_)?opt(_\w+)?\d*|.*scaler.*)", re.IGNORECASE)
 _SCHEDULER_NAME = re.compile(r".*sched.*", re.IGNORECASE)
@@ -709,3 +709,237 @@ class TrainModeNotRestored(ScopedSmellRule):
                                   f"back-propagates, but no `{key}.train()` follows in the loop, so every step "
                                   f"after the first evaluation trains with dropout off and batch norm frozen; "
                                   f"call `{key}.train()` at the start of each training epoch")
+
+
+def _is_optimizer(receiver: ast.AST, known: set[str]) -> bool:
+    """Whether ``receiver.step()`` steps an optimizer (by name, or built from ``torch.optim`` here)."""
+    parts = _receiver_parts(receiver)
+    if not parts:
+        return False
+    return not _SCHEDULER_NAME.fullmatch(parts[-1]) and bool(
+        _OPTIMIZER_NAME.fullmatch(parts[-1]) or ".".join(parts) in known)
+
+
+def _calls_backward(stmt: ast.AST) -> bool:
+    return any(type(n) is ast.Call and type(n.func) is ast.Attribute  # type: ignore[attr-defined]
+               and n.func.attr in ("backward", "manual_backward") for n in ast.walk(stmt))  # type: ignore[attr-defined]
+
+
+def _method_statement(stmt: ast.AST, method: str) -> str | None:
+    """``recv`` when ``stmt`` is the bare statement ``recv.<method>(...)``."""
+    if type(stmt) is not ast.Expr or type(stmt.value) is not ast.Call:  # type: ignore[attr-defined]
+        return None
+    func = stmt.value.func  # type: ignore[attr-defined]
+    if type(func) is not ast.Attribute or func.attr != method:
+        return None
+    return dotted_name(func.value)
+
+
+def _block_of(parent: ast.AST, node: ast.AST) -> list[ast.stmt] | None:
+    for field in ("body", "orelse", "finalbody"):
+        block = getattr(parent, field, None)
+        if type(block) is list and any(s is node for s in block):
+            return block
+    return None
+
+
+def _optimizer_classes(names: Any, value: ast.AST) -> str | None:
+    """``Adam`` when ``value`` builds a ``torch.optim`` optimizer (not a scheduler)."""
+    if type(value) is not ast.Call:
+        return None
+    qual = names.resolve(value.func) or ""  # type: ignore[attr-defined]
+    if not qual.startswith("torch.optim.") or "lr_scheduler" in qual or "swa_utils" in qual:
+        return None
+    last = qual.rsplit(".", 1)[-1]
+    return last if last[:1].isupper() and last != "Optimizer" else None
+
+
+@register
+class GradientsClearedBeforeStep(SmellRule):
+    """Flags ``optimizer.zero_grad()`` between ``backward()`` and ``optimizer.step()``.
+
+    What it does:
+        Finds, in one block of statements, ``loss.backward()`` followed by
+        ``opt.zero_grad()`` and then ``opt.step()`` on the same optimizer, with no
+        ``backward()`` between the clearing and the step. A step with a closure
+        (``opt.step(closure)``, as LBFGS takes) recomputes the gradients and is not
+        flagged, and neither is clearing another optimizer (a GAN clearing the
+        discriminator's gradients before stepping the generator).
+
+    Why is this bad?
+        ``zero_grad()`` throws away the gradients ``backward()`` has just computed, so
+        ``step()`` sees zeros (or ``None``) and updates nothing: the model never
+        learns, the loss stays flat, and nothing fails.
+
+    Example:
+        ```python
+        loss.backward()
+        optimizer.zero_grad()
+        optimizer.step()
+        ```
+
+    Use instead:
+        ```python
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        ```
+    """
+
+    code = "MLC328"
+    name = "gradients-cleared-before-step"
+    summary = "zero_grad() between backward() and step() discards the gradients"
+    requires_text = ("zero_grad",)
+
+    def begin_file(self, ctx: Any) -> None:
+        """Start a file.
+
+        Args:
+            ctx: The file context.
+        """
+        super().begin_file(ctx)
+        self.optimizers: set[str] = notebook_state(ctx, "MLC328.optimizers", set)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        """Remember names bound to ``torch.optim`` optimizers.
+
+        Args:
+            node: The assignment.
+        """
+        if _optimizer_classes(qualified_names(self.ctx), node.value) is not None:
+            for target in node.targets:
+                key = dotted_name(target)
+                if key:
+                    self.optimizers.add(key)
+
+    def visit_Expr(self, node: ast.Expr) -> None:
+        """Check the statements before ``opt.step()``.
+
+        Args:
+            node: The statement.
+        """
+        call = node.value
+        if type(call) is not ast.Call or call.args or call.keywords or type(call.func) is not ast.Attribute \
+                or call.func.attr != "step" or not self.ctx.ancestors:
+            return
+        receiver = dotted_name(call.func.value)
+        if receiver is None or not _is_optimizer(call.func.value, self.optimizers):
+            return
+        block = _block_of(self.ctx.ancestors[-1], node)
+        if block is None:
+            return
+        at = next(i for i, s in enumerate(block) if s is node)
+        clear = None
+        for stmt in reversed(block[:at]):
+            if clear is None:
+                if _method_statement(stmt, "zero_grad") == receiver:
+                    clear = stmt
+                elif _calls_backward(stmt) or _method_statement(stmt, "step") == receiver:
+                    return  # gradients computed after any clearing, or an earlier step
+            elif _method_statement(stmt, "step") == receiver:
+                return
+            elif _calls_backward(stmt):
+                self.report(clear, f"`{receiver}.zero_grad()` runs after `backward()` (line {stmt.lineno}) and "
+                                   f"before `{receiver}.step()` (line {node.lineno}): it discards the gradients "
+                                   f"just computed, so the step updates nothing; clear the gradients before "
+                                   f"`backward()` instead")
+                return
+
+
+@register
+class OptimizerRebuiltInLoop(ScopedSmellRule):
+    """Flags an optimizer constructed inside the training loop it steps.
+
+    What it does:
+        Finds ``opt = torch.optim.Adam(...)`` (any ``torch.optim`` optimizer) inside a
+        loop where ``opt.step()`` runs in that same loop, so a new optimizer is built for
+        every batch, or inside a loop over epochs (its variable names an epoch) that
+        steps it. A loop over folds, trials or learning rates that builds a fresh
+        optimizer for each training run is not flagged, nor is plain ``SGD`` without
+        momentum, which keeps no state.
+
+    Why is this bad?
+        Adam's moment estimates, momentum buffers and step counts live in the
+        optimizer. Re-creating it throws them away each time: Adam restarts its bias
+        correction and takes its largest steps again, momentum never builds up, and
+        training is noisier and worse than intended, without an error.
+
+    Example:
+        ```python
+        for x, y in loader:
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+            optimizer.zero_grad()
+            criterion(model(x), y).backward()
+            optimizer.step()
+        ```
+
+    Use instead:
+        ```python
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for x, y in loader:
+            optimizer.zero_grad()
+            criterion(model(x), y).backward()
+            optimizer.step()
+        ```
+    """
+
+    code = "MLC329"
+    name = "optimizer-rebuilt-in-loop"
+    summary = "optimizer constructed inside the loop that steps it, losing its state"
+    requires_text = ("torch.optim", "optim.", "from torch")
+
+    def _new_scope(self) -> dict[str, Any]:
+        # built: (name, node, enclosing loops); steps: name -> ids of the loops around its
+        # step(); inner: name -> ids of the innermost loop of each step()
+        return {"built": [], "steps": {}, "inner": {}}
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        """Record optimizers built inside loops.
+
+        Args:
+            node: The assignment.
+        """
+        kind = _optimizer_classes(qualified_names(self.ctx), node.value)
+        if kind is None:
+            return
+        if kind == "SGD" and not any(k.arg == "momentum" and not is_literal(k.value, 0) for k in node.value.keywords):  # type: ignore[attr-defined]
+            return  # plain SGD keeps no state between steps
+        loops = loops_in_scope(self.ctx.ancestors)
+        if not loops:
+            return
+        for target in node.targets:
+            key = dotted_name(target)
+            if key:
+                self.scopes[-1]["built"].append((key, node, loops))
+
+    def visit_Call(self, node: ast.Call) -> None:
+        """Record where each optimizer steps.
+
+        Args:
+            node: The call.
+        """
+        func = node.func
+        if type(func) is ast.Attribute and func.attr == "step":
+            key = dotted_name(func.value)
+            loops = loops_in_scope(self.ctx.ancestors)
+            if key and loops:
+                self.scopes[-1]["steps"].setdefault(key, set()).update(id(loop) for loop in loops)
+                self.scopes[-1]["inner"].setdefault(key, set()).add(id(loops[-1]))
+
+    def _finish(self, scope: dict[str, Any]) -> None:
+        for key, node, loops in scope["built"]:
+            inner = loops[-1]
+            if id(inner) in scope["inner"].get(key, set()):
+                where = "every iteration of this loop"
+            elif id(inner) in scope["steps"].get(key, set()) and _names_epoch(inner):
+                where = "every epoch"
+            else:
+                continue
+            self.report(node, f"`{key}` is built anew in {where} (line {inner.lineno}) that steps it: its state "
+                              f"(Adam's moments, momentum, step counts) is thrown away each time; build the "
+                              f"optimizer once, before the loop")
+
+
+def _names_epoch(loop: ast.AST) -> bool:
+    target = getattr(loop, "target", None)
+    return target is not None and any(type(n) is ast.Name and "epoch" in n.id.lower() for n in ast.walk(target))
