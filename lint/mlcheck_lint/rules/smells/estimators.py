@@ -148,7 +148,10 @@ class PreprocessingLeakage(ScopedSmellRule):
                 return
             data_names = _data_names(data)
             held_out = [n for n in data_names if is_held_out_name(n)]
-            what = dotted_name(receiver) or "the transformer"
+            what = dotted_name(receiver)
+            if what is None:  # StandardScaler().fit(...)
+                built = dotted_name(receiver.func) if type(receiver) is ast.Call else None
+                what = f"{built}(...)" if built else "the transformer"
             if held_out:
                 self.report(node, f"`{what}.{func.attr}` learns its statistics from `{held_out[0]}`, a "
                                   f"test/validation split: evaluation leaks into preprocessing; fit on the "

@@ -478,9 +478,11 @@ class SubmodulesInPlainContainer(SmellRule):
     """Flags submodules kept in a plain list, tuple or dict on an ``nn.Module``.
 
     What it does:
-        Finds ``self.layers = [nn.Linear(...), ...]`` (a list, tuple or dict literal, or
-        a comprehension) in a method of an ``nn.Module`` subclass, whose elements are
-        newly built modules (``torch.nn`` classes or module classes of the same file).
+        Finds ``self.layers = [nn.Linear(...), ...]`` (a list, tuple or dict literal, a
+        comprehension, or ``[...] * n``) in a method of an ``nn.Module`` subclass, whose
+        elements are newly built modules (``torch.nn`` classes or module classes of the
+        same file), and ``self.layers = []`` filled with ``self.layers.append(...)`` (or
+        ``self.heads = {}`` with ``self.heads[k] = ...``).
         A container later wrapped in ``nn.ModuleList``/``nn.ModuleDict``/
         ``nn.Sequential``, or a class that registers modules with ``add_module``/
         ``register_module``, is not flagged.
@@ -529,6 +531,8 @@ class SubmodulesInPlainContainer(SmellRule):
             return [value.elt]  # type: ignore[attr-defined]
         if kind is ast.DictComp:
             return [value.value]  # type: ignore[attr-defined]
+        if kind is ast.BinOp and type(value.op) is ast.Mult:  # type: ignore[attr-defined]
+            return self._elements(value.left) or self._elements(value.right)  # type: ignore[attr-defined]
         return []
 
     def _registered_later(self, cls: ast.ClassDef, attr: str, owner: str) -> bool:
@@ -550,12 +554,79 @@ class SubmodulesInPlainContainer(SmellRule):
                     assigned += 1
         return assigned > 1  # reassigned elsewhere (e.g. wrapped afterwards)
 
+    def begin_file(self, ctx: Any) -> None:
+        """Start a file.
+
+        Args:
+            ctx: The file context.
+        """
+        super().begin_file(ctx)
+        self.reported: set[tuple[str, str]] = set()  # (class, attribute) already reported
+
+    def _own_attribute(self, target: ast.AST) -> tuple[ast.ClassDef, str, str] | None:
+        """``(class, owner, attribute)`` for ``self.attr`` in a method of a module class."""
+        if type(target) is not ast.Attribute:
+            return None
+        method = enclosing_method(self.ctx.ancestors)
+        if method is None:
+            return None
+        owner = first_param(method[1])
+        if owner is None or dotted_name(target.value) != owner or not is_module_class(self.ctx, method[0]):  # type: ignore[attr-defined]
+            return None
+        return method[0], owner, target.attr  # type: ignore[attr-defined]
+
+    def _starts_empty(self, cls: ast.ClassDef, owner: str, attr: str) -> str | None:
+        """``list``/``dict`` when the class assigns ``self.attr = []`` (``{}``, ``list()``, ``dict()``)."""
+        for node in ast.walk(cls):
+            if type(node) is ast.Assign and any(type(t) is ast.Attribute and t.attr == attr
+                                                and dotted_name(t.value) == owner for t in node.targets):
+                value = node.value
+                if type(value) is ast.List and not value.elts:
+                    return "list"
+                if type(value) is ast.Dict and not value.keys:
+                    return "dict"
+                if type(value) is ast.Call and type(value.func) is ast.Name and value.func.id in ("list", "dict") \
+                        and not value.args and not value.keywords:
+                    return value.func.id
+        return None
+
+    def _filled(self, node: ast.AST, target: ast.AST, module: ast.AST) -> None:
+        """Report ``self.layers.append(nn.Linear(...))`` on a list that starts empty."""
+        if not self._is_submodule(module):
+            return
+        found = self._own_attribute(target)
+        if found is None:
+            return
+        cls, owner, attr = found
+        if (cls.name, attr) in self.reported:
+            return
+        container = self._starts_empty(cls, owner, attr)
+        if container is None or self._registered_later(cls, attr, owner):
+            return
+        self.reported.add((cls.name, attr))
+        wrapper = "nn.ModuleDict" if container == "dict" else "nn.ModuleList"
+        self.report(node, f"`{owner}.{attr}` collects submodules in a plain {container}: their parameters are "
+                          f"invisible to `.parameters()`, `.to()` and `state_dict()`; make it `{wrapper}()`")
+
+    def visit_Call(self, node: ast.Call) -> None:
+        """Check ``self.layers.append(module)``.
+
+        Args:
+            node: The call.
+        """
+        func = node.func
+        if type(func) is ast.Attribute and func.attr in ("append", "insert") and node.args:
+            self._filled(node, func.value, node.args[-1])
+
     def visit_Assign(self, node: ast.Assign) -> None:
         """Check an assignment.
 
         Args:
             node: The assignment.
         """
+        if len(node.targets) == 1 and type(node.targets[0]) is ast.Subscript:
+            self._filled(node, node.targets[0].value, node.value)  # self.heads[name] = nn.Linear(...)
+            return
         if len(node.targets) != 1 or type(node.targets[0]) is not ast.Attribute:
             return
         elements = self._elements(node.value)

@@ -40,7 +40,9 @@ class GradientsNeverCleared(SmellRule):
         whose body calls ``.backward()`` and an optimizer's ``.step()`` but never
         clears gradients: no ``zero_grad()`` on the optimizer or the model, no
         ``p.grad = None``, no ``p.grad.zero_()``. Gradient accumulation, where clearing
-        sits under an ``if`` in the loop, is fine.
+        sits under an ``if`` in the loop, is fine. A helper (``train_step(batch)``) that
+        calls ``backward()`` and ``step()`` without a loop of its own is flagged when a
+        loop of the same file calls it and neither clears.
 
     Why is this bad?
         ``backward()`` adds to ``.grad``. Without clearing, every step applies the sum
@@ -79,13 +81,29 @@ class GradientsNeverCleared(SmellRule):
         super().begin_file(ctx)
         self.nests: dict[int, dict[str, Any]] = {}
         self.optimizers: set[str] = notebook_state(ctx, "MLC301.optimizers", set)
+        # helpers: a function that steps without a loop of its own, keyed by its name;
+        # callers: (helper name, the outer loop that calls it)
+        self.helpers: dict[str, dict[str, Any]] = notebook_state(ctx, "MLC301.helpers", dict)
+        self.callers: list[tuple[str, ast.AST]] = notebook_state(ctx, "MLC301.callers", list)
 
     def _nest(self) -> dict[str, Any] | None:
         loops = loops_in_scope(self.ctx.ancestors)
         if not loops:
-            return None
+            return self._helper()
         outer = loops[0]
         return self.nests.setdefault(id(outer), {"loop": outer, "backward": None, "step": None, "clear": False})
+
+    def _helper(self) -> dict[str, Any] | None:
+        """The facts of the function around a call outside any loop (a ``train_step`` helper)."""
+        function = next((a for a in reversed(self.ctx.ancestors)
+                         if type(a) in (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)), None)
+        if type(function) not in (ast.FunctionDef, ast.AsyncFunctionDef):
+            return None
+        facts = self.helpers.get(function.name)  # type: ignore[union-attr]
+        if facts is None or facts["def"] is not function:
+            facts = self.helpers[function.name] = {  # type: ignore[union-attr]
+                "def": function, "backward": None, "step": None, "clear": False}
+        return facts
 
     def visit_Call(self, node: ast.Call) -> None:
         """Record backward, step and gradient-clearing calls.
@@ -100,6 +118,9 @@ class GradientsNeverCleared(SmellRule):
             attr = func.id
         else:
             return
+        loops = loops_in_scope(self.ctx.ancestors)
+        if loops and (type(func) is ast.Name or type(func.value) is ast.Name and func.value.id == "self"):
+            self.callers.append((attr, loops[0]))  # train_step(batch), self.train_step(batch)
         if attr in ("backward", "manual_backward"):
             if (qualified_names(self.ctx).resolve(func) or "").startswith("torch.distributed.autograd"):
                 return  # distributed autograd keeps gradients per context: nothing to clear
@@ -158,6 +179,19 @@ class GradientsNeverCleared(SmellRule):
                 self.report(step, f"this loop (line {nest['loop'].lineno}) calls `.backward()` and "
                                   f"`{dotted_name(step.func) or 'step'}()` but never clears gradients, so they "
                                   f"add up across iterations; call `optimizer.zero_grad()` in the loop")
+        for name, facts in self.helpers.items():
+            if facts["backward"] is None or facts["step"] is None or facts["clear"] or facts.get("reported"):
+                continue
+            for callee, loop in self.callers:
+                nest = self.nests.get(id(loop))
+                if callee == name and not (nest is not None and nest["clear"]):
+                    step = facts["step"]
+                    facts["reported"] = True
+                    self.report(step, f"`{name}()` calls `.backward()` and `{dotted_name(step.func) or 'step'}()` "
+                                      f"but never clears gradients, and the loop that calls it (line "
+                                      f"{loop.lineno}) does not either, so they add up across iterations; call "
+                                      f"`optimizer.zero_grad()` in `{name}()`")
+                    break
         return super().end_file()
 
 
