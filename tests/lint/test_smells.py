@@ -110,7 +110,7 @@ ISSUE_DEFAULTS = {"MLC301": "on", "MLC302": "on", "MLC303": "on", "MLC304": "on"
                   # empty-column smells
                   "MLC326": "on", "MLC327": "off",
                   # beyond the catalogue: silent training-loop bugs
-                  "MLC328": "on", "MLC329": "on"}
+                  "MLC328": "on", "MLC329": "on", "MLC330": "on"}
 FIXABLE = {"MLC302", "MLC303", "MLC304", "MLC305", "MLC307", "MLC309", "MLC317"}
 
 

@@ -9,7 +9,8 @@ with imports and aliases resolved once per file by :mod:`mlcheck_lint.qualnames`
   (evaluation without eval mode, preview);
 * :mod:`.modules` MLC302 (``forward`` called directly), MLC303 (functional dropout always
   on), MLC309 (``require_grad`` typo), MLC310 (``Parameter(...).to()``), MLC311
-  (submodules in a plain container);
+  (submodules in a plain container), MLC330 (``.training`` assigned instead of
+  ``.eval()``/``.train()``);
 * :mod:`.numerics` MLC304 (comparison with NaN), MLC306 (activation fed to a loss that
   applies it), MLC307 (softmax without ``dim``), MLC317 (``log`` of softmax/sigmoid);
 * :mod:`.checkpoints` MLC308 (unsafe ``torch.load``);

@@ -4,6 +4,7 @@ parameters and submodules that are silently not registered, a ``requires_grad`` 
 from __future__ import annotations
 
 import ast
+import re
 from typing import Any
 
 from ...api import Fix, register
@@ -329,12 +330,44 @@ class FunctionalDropoutAlwaysOn(SmellRule):
                           f"`training={owner or 'self'}.training` (or use `nn.Dropout`)", fix)
 
 
+def _edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance of two short names, or ``limit + 1`` once it exceeds ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return previous[-1]
+
+
+def is_requires_grad_typo(attr: str) -> bool:
+    """Whether an attribute name is a misspelling of ``requires_grad``.
+
+    Args:
+        attr: The attribute assigned.
+
+    Returns:
+        True for ``require_grad``, ``requires_grads``, ``requiresGrad``, ``requires_grad_``
+        and other names at most two edits away (private ``_names`` excepted).
+    """
+    return (attr != "requires_grad" and not attr.startswith("_") and "grad" in attr.lower()
+            and _edit_distance(attr, "requires_grad", 2) <= 2)
+
+
 @register
 class RequireGradTypo(SmellRule):
-    """Flags an assignment to ``.require_grad``, a typo for ``requires_grad``.
+    """Flags an assignment to ``.require_grad`` or another misspelling of ``requires_grad``.
 
     What it does:
-        Finds ``x.require_grad = ...`` (plain, augmented or annotated assignment).
+        Finds ``x.require_grad = ...`` (plain, augmented or annotated assignment), and
+        the same for any attribute at most two edits from ``requires_grad``:
+        ``requires_grads``, ``requiresGrad``, ``requires_grad_`` (which also hides the
+        method of that name).
 
     Why is this bad?
         Tensors and parameters accept new attributes, so the typo creates an unused
@@ -359,21 +392,22 @@ class RequireGradTypo(SmellRule):
 
     code = "MLC309"
     name = "require-grad-typo"
-    summary = "assignment to .require_grad (typo for requires_grad) does nothing"
+    summary = "assignment to .require_grad (a misspelt requires_grad) does nothing"
     fix_safety = "unsafe"
-    requires_text = ("require_grad",) + ML_IMPORTS
+    requires_text = ("grad", "Grad")
 
     def _targets(self, targets: list[ast.expr]) -> None:
         for target in targets:
             if type(target) in (ast.Tuple, ast.List):
                 self._targets(target.elts)  # type: ignore[attr-defined]
-            elif type(target) is ast.Attribute and target.attr == "require_grad":  # type: ignore[attr-defined]
+            elif type(target) is ast.Attribute and is_requires_grad_typo(target.attr):  # type: ignore[attr-defined]
+                attr = target.attr  # type: ignore[attr-defined]
                 line, col, end_line, end_col = span(self.ctx, target)
                 from ...api import Edit
 
-                edit = Edit(end_line, end_col - len("require_grad"), end_line, end_col, "requires_grad")
-                self.report(target, "`.require_grad` is a typo: it creates a new attribute and leaves "
-                                    "`requires_grad` unchanged; write `.requires_grad`",
+                edit = Edit(end_line, end_col - len(attr), end_line, end_col, "requires_grad")
+                self.report(target, f"`.{attr}` is a typo: it creates a new attribute and leaves "
+                                    f"`requires_grad` unchanged; write `.requires_grad`",
                             Fix("unsafe", "rename to requires_grad", (edit,)))
 
     def visit_Assign(self, node: ast.Assign) -> None:
@@ -646,3 +680,69 @@ class SubmodulesInPlainContainer(SmellRule):
         self.report(node.value, f"`{owner}.{target.attr}` holds submodules in a plain {container}: their "
                                 f"parameters are invisible to `.parameters()`, `.to()` and `state_dict()`; "
                                 f"wrap it in `{wrapper}(...)`")
+
+
+_MODEL_RECEIVER = re.compile(r"(model|net|network|encoder|decoder|classifier|generator|discriminator|backbone|"
+                             r"teacher|student)\w*", re.IGNORECASE)
+
+
+@register
+class TrainingFlagSetDirectly(SmellRule):
+    """Flags ``model.training = False`` (or ``True``) in place of ``model.eval()``/``.train()``.
+
+    What it does:
+        Finds an assignment to the ``training`` attribute of a model: a name such as
+        ``model``, ``net`` or ``encoder``, or ``self`` in a method of an ``nn.Module``
+        subclass of the same file. Methods named ``train`` or ``eval`` (overrides that
+        implement the switch, usually for every child too) are not flagged, nor are
+        dataset or configuration classes with a ``training`` option of their own.
+
+    Why is this bad?
+        ``training`` is a per-module flag. Setting it changes only that one module:
+        every submodule, where dropout and batch norm actually live, stays in the mode it
+        was in, so evaluation still drops activations and updates running statistics
+        while the flag reads ``False``.
+
+    Example:
+        ```python
+        model.training = False
+        with torch.no_grad():
+            score = evaluate(model, val_loader)
+        ```
+
+    Use instead:
+        ```python
+        model.eval()
+        with torch.no_grad():
+            score = evaluate(model, val_loader)
+        ```
+    """
+
+    code = "MLC330"
+    name = "training-flag-set-directly"
+    summary = "assigning .training changes one module's flag, not its submodules' mode"
+    requires_text = (".training",)
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        """Check an assignment.
+
+        Args:
+            node: The assignment.
+        """
+        for target in node.targets:
+            if type(target) is not ast.Attribute or target.attr != "training":
+                continue
+            receiver = dotted_name(target.value)
+            if receiver is None:
+                continue
+            method = enclosing_method(self.ctx.ancestors)
+            if method is not None and receiver == first_param(method[1]):
+                if method[1].name in ("train", "eval") or not is_module_class(self.ctx, method[0]):  # type: ignore[attr-defined]
+                    continue
+            elif not _MODEL_RECEIVER.fullmatch(receiver.rsplit(".", 1)[-1]):
+                continue
+            call = "eval()" if is_literal(node.value, False) else "train()" if is_literal(node.value, True) \
+                else "train(mode)"
+            self.report(target, f"`{receiver}.training = ...` sets the flag of that one module: its submodules "
+                                f"(dropout, batch norm) keep their mode; call `{receiver}.{call}`, which "
+                                f"switches every submodule")
