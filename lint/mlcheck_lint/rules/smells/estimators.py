@@ -13,6 +13,10 @@ _TRANSFORMER_MODULES = ("sklearn.preprocessing.", "sklearn.impute.", "sklearn.fe
                         "sklearn.decomposition.")
 _HELD_OUT = re.compile(r"(test|tst|val|valid|validation|dev|holdout|heldout|eval)\d*")
 _SPLITTERS = {"sklearn.model_selection.train_test_split", "sklearn.cross_validation.train_test_split"}
+#: cross-validation helpers that split their data (the second argument) into folds.
+_CROSS_VALIDATORS = {f"sklearn.model_selection.{n}" for n in (
+    "cross_val_score", "cross_validate", "cross_val_predict", "learning_curve", "validation_curve",
+    "permutation_test_score")}
 
 
 def is_held_out_name(name: str) -> bool:
@@ -65,7 +69,7 @@ def _data_names(node: ast.AST) -> list[str]:
 class _FunctionFacts:
     def __init__(self) -> None:
         self.fits: list[tuple[ast.Call, list[str], str | None, str]] = []
-        self.splits: list[tuple[ast.Call, set[str]]] = []
+        self.splits: list[tuple[ast.AST, set[str], str]] = []  # (where, data names, how)
 
 
 @register
@@ -77,7 +81,9 @@ class PreprocessingLeakage(ScopedSmellRule):
         ``sklearn.preprocessing``, ``impute``, ``feature_selection`` or
         ``decomposition`` (a scaler, imputer, selector, PCA) called on data named as a
         test or validation split (``X_test``, ``val_df``), or on data that the same
-        function splits afterwards with ``train_test_split``.
+        function splits afterwards: with ``train_test_split``, by indexing into a
+        held-out name (``X_test = X[n:]``, ``test = df.iloc[idx]``), or into folds with
+        ``cross_val_score`` and the other cross-validation helpers.
 
     Why is this bad?
         The transformer learns statistics (means, variances, selected features,
@@ -119,11 +125,25 @@ class PreprocessingLeakage(ScopedSmellRule):
         return qual.startswith(_TRANSFORMER_MODULES) and qual.rsplit(".", 1)[-1][:1].isupper()
 
     def visit_Assign(self, node: ast.Assign) -> None:
-        """Remember names bound to transformers.
+        """Remember names bound to transformers, and splits by indexing (``X_test = X[n:]``).
 
         Args:
             node: The assignment.
         """
+        pairs: list[tuple[ast.AST, ast.AST]] = []
+        for target in node.targets:
+            if type(target) is ast.Tuple and type(node.value) is ast.Tuple and len(target.elts) == len(node.value.elts):
+                pairs += zip(target.elts, node.value.elts)  # X_train, X_test = X[:n], X[n:]
+            else:
+                pairs.append((target, node.value))
+        for target, value in pairs:
+            if type(value) is not ast.Subscript or type(target) is not ast.Name or not is_held_out_name(target.id):
+                continue
+            root = value.value
+            if type(root) is ast.Attribute and root.attr in ("iloc", "loc"):
+                root = root.value
+            if type(root) is ast.Name:
+                self.scopes[-1].splits.append((value, {root.id}, f"index:{target.id}"))
         if self._is_transformer(node.value):
             for target in node.targets:
                 key = dotted_name(target)
@@ -165,23 +185,39 @@ class PreprocessingLeakage(ScopedSmellRule):
             return
         qual = qualified_names(self.ctx).resolve(func) if type(func) in (ast.Name, ast.Attribute) else None
         if qual in _SPLITTERS or (qual is None and type(func) is ast.Name and func.id == "train_test_split"):
-            facts.splits.append((node, {n for a in node.args for n in _data_names(a)}))
+            facts.splits.append((node, {n for a in node.args for n in _data_names(a)}, "split"))
+        elif qual in _CROSS_VALIDATORS:
+            given = keyword(node, "X")
+            data = given.value if given is not None else (node.args[1] if len(node.args) > 1 else None)
+            if data is not None:
+                facts.splits.append((node, set(_data_names(data)), qual.rsplit(".", 1)[-1]))  # type: ignore[union-attr]
 
     def _new_scope(self) -> _FunctionFacts:
         return _FunctionFacts()
 
     def _finish(self, facts: _FunctionFacts) -> None:
         for fit, data_names, result, what in facts.fits:
-            for split, split_names in facts.splits:
+            for split, split_names, how in facts.splits:
                 if (split.lineno, split.col_offset) <= (fit.lineno, fit.col_offset):
                     continue
                 shared = [n for n in [result, *data_names] if n and n in split_names]
-                if shared:
-                    self.report(fit, f"`{what}.{fit.func.attr}` is fitted on `{shared[0]}`, which "  # type: ignore[attr-defined]
-                                     f"`train_test_split` on line {split.lineno} splits afterwards: the test "
-                                     f"split's statistics leak into preprocessing; split first, then fit on "
-                                     f"the training split")
-                    break
+                if not shared:
+                    continue
+                fitted = f"`{what}.{fit.func.attr}` is fitted on `{shared[0]}`"  # type: ignore[attr-defined]
+                if how == "split":
+                    self.report(fit, f"{fitted}, which `train_test_split` on line {split.lineno} splits afterwards: "
+                                     f"the test split's statistics leak into preprocessing; split first, then fit "
+                                     f"on the training split")
+                elif how.startswith("index:"):
+                    held = how.split(":", 1)[1]
+                    self.report(fit, f"{fitted}, which line {split.lineno} indexes into `{held}` afterwards: the "
+                                     f"held-out rows' statistics leak into preprocessing; split first, then fit "
+                                     f"on the training rows")
+                else:
+                    self.report(fit, f"{fitted}, which `{how}` on line {split.lineno} splits into folds "
+                                     f"afterwards: every fold's held-out part leaks into preprocessing; put the "
+                                     f"transformer in a `Pipeline` with the estimator, so each fold fits it")
+                break
 
 
 
