@@ -35,6 +35,24 @@ _DISCARDABLE = frozenset({"dropna", "fillna", "drop", "rename", "sort_values", "
                           "convert_dtypes", "abs", "assign", "query", "merge", "join"})
 
 
+#: DataFrame/Series attributes that are not columns (``df.values[0] = v`` writes the array).
+_FRAME_ATTRIBUTES = frozenset({
+    "loc", "iloc", "at", "iat", "values", "index", "columns", "T", "str", "dt", "cat", "sparse", "array",
+    "plot", "style", "attrs", "flags", "axes", "dtypes", "dtype", "shape", "name", "names", "empty", "ndim",
+    "size", "hasnans", "is_unique", "data", "real", "imag"})
+
+
+def _column_selection(frames: "_Frames", node: ast.AST) -> bool:
+    """Whether ``node`` selects columns or rows of a known frame: ``df["a"]``, ``df[["a", "b"]]``,
+    ``df.loc[:, "a"]``, ``df.a``."""
+    if type(node) is ast.Subscript:
+        return frames.known(node.value) or (type(node.value) is ast.Attribute  # type: ignore[attr-defined]
+                                            and node.value.attr in ("loc", "iloc")  # type: ignore[attr-defined]
+                                            and frames.known(node.value.value))  # type: ignore[attr-defined]
+    return (type(node) is ast.Attribute and node.attr not in _FRAME_ATTRIBUTES  # type: ignore[attr-defined]
+            and not node.attr.startswith("_") and frames.known(node.value))  # type: ignore[attr-defined]
+
+
 class _Frames:
     """Which dotted names hold a DataFrame or Series, per function scope."""
 
@@ -166,9 +184,10 @@ class ChainedAssignment(_FrameTracking):
     """Flags pandas chained assignment, which may write to a temporary copy.
 
     What it does:
-        Finds ``df[a][b] = v``, ``df.loc[i][c] = v`` and ``df[c].loc[i] = v`` where
-        ``df`` is known to be a DataFrame or Series (``.loc``/``.iloc`` chains are
-        flagged in any file that imports pandas).
+        Finds ``df[a][b] = v``, ``df.loc[i][c] = v``, ``df[c].loc[i] = v`` and
+        ``df.col[i] = v`` where ``df`` is known to be a DataFrame or Series
+        (``.loc``/``.iloc`` chains are flagged in any file that imports pandas), and an
+        in-place method on a selection, ``df["col"].fillna(0, inplace=True)``.
 
     Why is this bad?
         The first indexing may return a copy; the assignment then changes the copy and
@@ -213,6 +232,8 @@ class ChainedAssignment(_FrameTracking):
             elif type(inner) is ast.Attribute and inner.attr in ("loc", "iloc", "at", "iat") \
                     and type(inner.value) is ast.Subscript and self.frames.known(inner.value):
                 flagged = True
+            elif type(inner) is ast.Attribute and _column_selection(self.frames, inner):
+                flagged = True  # df.price[df.price < 0] = 0
             if flagged:
                 self.report(target, "chained assignment: the first indexing may return a copy, so this "
                                     "assignment can silently leave the frame unchanged; index once with "
@@ -225,6 +246,28 @@ class ChainedAssignment(_FrameTracking):
             node: The assignment.
         """
         self.check_targets([node.target])
+
+    def visit_Expr(self, node: ast.Expr) -> None:
+        """Check ``df["a"].fillna(0, inplace=True)``: an in-place method on a selection.
+
+        Args:
+            node: The statement.
+        """
+        call = node.value
+        if not self.pandas or type(call) is not ast.Call or type(call.func) is not ast.Attribute \
+                or call.func.attr not in _DISCARDABLE:
+            return
+        inplace = keyword(call, "inplace")
+        if inplace is None or not is_literal(inplace.value, True):
+            return
+        selection = call.func.value
+        if not _column_selection(self.frames, selection):
+            return
+        self.report(call, f"`{call.func.attr}(..., inplace=True)` on a selection changes a temporary copy (always "
+                          f"under copy-on-write, the default from pandas 3.0; always for a list of columns), so "
+                          f"the frame stays unchanged; assign the result back (`df[col] = df[col]."
+                          f"{call.func.attr}(...)`) or call it on the frame (`df.{call.func.attr}"
+                          f"({{col: ...}}, inplace=True)`)")
 
 
 @register
