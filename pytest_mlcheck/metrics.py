@@ -387,7 +387,7 @@ class MetricRegression:
                 out[name] = as_scalar(value, f"metric {name!r}")
         return out
 
-    def check(self, metrics: Mapping[str, Any], *, name: str | None = None,
+    def check(self, metrics: Mapping[str, Any], *values: Any, name: str | None = None,
               higher_is_better: Iterable[str] = (), lower_is_better: Iterable[str] = (),
               atol: float | Mapping[str, float] | None = None,
               rtol: float | Mapping[str, float] | None = None,
@@ -402,6 +402,8 @@ class MetricRegression:
 
         Args:
             metrics: Metric name to number (int, float, numpy scalar, 0-d array, tensor).
+            *values: Refused: ``check("acc", 0.9)`` raises a TypeError that shows the
+                mapping form, ``check({"acc": 0.9})``.
             name: Keeps several independent checks apart in one test.
             higher_is_better: Names or glob patterns of metrics where higher is better.
             lower_is_better: Names or glob patterns of metrics where lower is better.
@@ -416,6 +418,9 @@ class MetricRegression:
             TypeError: A metric value is not a number (the message names it).
         """
         __tracebackhide__ = True
+        if values:  # check("acc", 0.9): the peers' one-value form
+            raise TypeError(f"metric_regression.check takes one mapping of metric names to values, "
+                            f"not separate arguments: write check({{{metrics!r}: {values[0]!r}}})")
         current = self._scalars(metrics, "metrics")
         self._compare(current, None, name=name, higher=higher_is_better, lower=lower_is_better,
                       atol=atol, rtol=rtol, env=env, method="check", sigmas=None)
@@ -641,9 +646,10 @@ class MetricRegression:
                 lines.append("  - " + _CAUSES[verdict_name])
         if any(r["verdict"] == NON_FINITE for r in failing):
             lines.append("fix the non-finite value first: --mlcheck-update does not record it.")
-        lines.append(f"to accept the current values as the new baseline (then review the "
-                     f"diff of {self.file.rel}), run from {self.state.rootdir}:")
-        lines.append(f"  {self._accept_command()}")
+        if not all(r["verdict"] == NON_FINITE for r in failing):
+            lines.append(f"to accept the current values as the new baseline (then review the "
+                         f"diff of {self.file.rel}), run from {self.state.rootdir}:")
+            lines.append(f"  {self._accept_command()}")
         return "\n".join(lines)
 
     # ---- arrays ----------------------------------------------------------------------

@@ -205,6 +205,30 @@ def test_non_finite_current_always_fails_and_is_never_recorded(pytester, value):
         result.assert_outcomes(failed=1)
         result.stdout.fnmatch_lines(["*loss*NON-FINITE*", "*NaN and inf never pass*",
                                      "*--mlcheck-update does not record it*"])
+        # an update cannot accept a non-finite value, so the message does not offer one
+        result.stdout.no_fnmatch_line("*to accept the current values as the new baseline*")
+    assert not (pytester.path / "mlcheck_baselines").exists()
+
+
+def test_a_regression_beside_a_non_finite_value_still_offers_the_update(pytester):
+    make_metric_test(pytester, '{"loss": 0.3, "acc": 0.9}')
+    run(pytester, "--mlcheck-update").assert_outcomes(passed=1)
+    make_metric_test(pytester, '{"loss": float("nan"), "acc": 0.5}')
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*acc*0.9*0.5*REGRESSED*", "*to accept the current values as the new baseline*"])
+    result.stdout.fnmatch_lines(["*loss*0.3*nan*NON-FINITE*"])
+
+
+def test_the_one_value_form_says_how_to_write_the_mapping(pytester):
+    pytester.makepyfile(test_model="""
+        def test_eval(metric_regression):
+            metric_regression.check("acc", 0.9)
+    """)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*TypeError: metric_regression.check takes one mapping of metric names to "
+                                 "values, not separate arguments: write check({'acc': 0.9})*"])
     assert not (pytester.path / "mlcheck_baselines").exists()
 
 
