@@ -252,6 +252,14 @@ def test_enormous_requirements_file_is_linear(tmp_path: Path) -> None:
     assert elapsed < 60, f"100k lines took {elapsed:.1f} s"
 
 
+def test_an_environment_variable_is_named_not_called_invalid(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("numpy==1.26.4\n${PRIVATE_PKG}==1.0\n")
+    report = lint_dir(tmp_path, ["MLC200", "MLC201"])
+    assert [(f.code, f.line) for f in report.findings] == [("MLC200", 2)]
+    message = report.findings[0].message
+    assert "${PRIVATE_PKG}" in message and "not checked" in message and "not a valid requirement" not in message
+
+
 def test_yaml_that_is_not_a_mapping_and_malformed_yaml(tmp_path: Path) -> None:
     (tmp_path / "environment.yml").write_text("name: [unclosed\n")
     report = lint_dir(tmp_path, ["MLC200"])

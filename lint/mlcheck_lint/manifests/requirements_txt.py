@@ -24,6 +24,8 @@ from typing import Iterator
 
 from .model import DeclaredRequirement, Include, IndexOption, Manifest, ManifestProblem
 
+#: pip's environment-variable syntax in requirements files (POSIX names in braces only).
+_ENV_VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _COMMENT = re.compile(r"(^|\s)#.*$")
 _VIA = re.compile(r"^\s*#\s*via\b:?\s*(.*)$")
 _VIA_MORE = re.compile(r"^\s*#\s{2,}(\S.*?)\s*$")
@@ -289,6 +291,13 @@ def read_requirements_text(text: str, path: str, group: str | None = None) -> Ma
             manifest.problems.append(ManifestProblem(path, where[0], where[1], reason))
         requirement, local, error = parse_requirement(spec)
         if error is not None:
+            variable = _ENV_VARIABLE.search(spec)
+            if variable:  # pip expands ${VAR} when it installs; its value is not knowable here
+                manifest.problems.append(ManifestProblem(
+                    path, line, col, f"{spec!r} uses the environment variable ${{{variable.group(1)}}}, which pip "
+                                     f"expands at install time: its value is unknown here, so this line is not "
+                                     f"checked; pin the package itself, or suppress this line with `# noqa: MLC200`"))
+                continue
             manifest.problems.append(ManifestProblem(path, line, col, f"not a valid requirement {spec!r}: {error}"))
             continue
         manifest.requirements.append(DeclaredRequirement(
