@@ -53,6 +53,13 @@ REAL_CODE = [
     ("eriklindernoren/PyTorch-GAN", "36d3c77"), ("MorvanZhou/PyTorch-Tutorial", "dbe154a"),
     ("donnemartin/data-science-ipython-notebooks", "5b3c00d"), ("bentrevett/pytorch-seq2seq", "b3cd54c"),
     ("L1aoXingyu/pytorch-beginner", "a57dd7e"), ("pytorch/ignite", "de08e799c"),
+    # added 2026-12-03: more tutorials and course notebooks, where training-loop bugs live
+    ("hunkim/PyTorchZeroToAll", "e5a260fac"), ("kuangliu/pytorch-cifar", "49b7aa97b"),
+    ("spro/practical-pytorch", "c520c52e6"), ("zergtant/pytorch-handbook", "e9a149200"),
+    ("GunhoChoi/PyTorch-FastCampus", "1e9ba63e9"), ("chenyuntc/pytorch-book", "688951721"),
+    ("dsgiitr/d2l-pytorch", "e84da49a9"), ("utkuozbulak/pytorch-cnn-visualizations", "ba22fa07c"),
+    ("Shawn1993/cnn-text-classification-pytorch", "93415f081"),
+    ("sgrvinod/a-PyTorch-Tutorial-to-Image-Captioning", "cc9c7e2f4"),
 ]
 
 

@@ -15,7 +15,7 @@ import ast
 from typing import Any
 
 from ...api import register
-from ._base import ML_IMPORTS, SmellRule, dotted_name, is_literal, keyword, notebook_state, qualified_names
+from ._base import ML_IMPORTS, SmellRule, dotted_name, is_literal, keyword, notebook_state, qualified_names, text_of
 
 _CONSTRUCTORS = frozenset({
     "DataFrame", "Series", "concat", "merge", "merge_asof", "merge_ordered", "get_dummies", "pivot_table",
@@ -321,7 +321,10 @@ class DiscardedPandasResult(_FrameTracking):
             return
         if not self.frames.known(call.func.value):
             return
-        receiver = dotted_name(call.func.value) or "the frame"
+        receiver = dotted_name(call.func.value)
+        if receiver is None:  # df[col].fillna(...): quote the selection as written
+            written = text_of(self.ctx, call.func.value)
+            receiver = written if len(written) <= 60 and "\n" not in written else "the frame"
         self.report(call, f"`{receiver}.{method}(...)` returns a new object, which is discarded here: "
                           f"`{receiver}` is unchanged; assign the result (`{receiver} = {receiver}.{method}(...)`)")
 

@@ -249,6 +249,31 @@ _DROPOUTS = {f"torch.nn.functional.{n}" for n in
              ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout")}
 
 
+def _under_training_guard(ancestors: list[ast.AST], node: ast.AST, owner: str) -> bool:
+    """Whether ``node`` runs only in training mode: in the body of ``if <owner>.training``
+    (``and`` others), or in the ``else`` of ``if not <owner>.training``."""
+    def mentions(test: ast.AST) -> bool:
+        if type(test) is ast.BoolOp and type(test.op) is ast.And:  # type: ignore[attr-defined]
+            return any(mentions(v) for v in test.values)  # type: ignore[attr-defined]
+        return (type(test) is ast.Attribute and test.attr == "training"  # type: ignore[attr-defined]
+                and dotted_name(test.value) == owner)  # type: ignore[attr-defined]
+
+    chain = [*ancestors, node]
+    for i, a in enumerate(ancestors):
+        if type(a) not in (ast.If, ast.IfExp):
+            continue
+        child = chain[i + 1]
+        body = a.body if type(a) is ast.If else [a.body]  # type: ignore[attr-defined]
+        orelse = a.orelse if type(a) is ast.If else [a.orelse]  # type: ignore[attr-defined]
+        test = a.test  # type: ignore[attr-defined]
+        if any(c is child for c in body) and mentions(test):
+            return True
+        negated = type(test) is ast.UnaryOp and type(test.op) is ast.Not  # type: ignore[attr-defined]
+        if any(c is child for c in orelse) and negated and mentions(test.operand):  # type: ignore[attr-defined]
+            return True
+    return False
+
+
 @register
 class FunctionalDropoutAlwaysOn(SmellRule):
     """Flags functional dropout in a module method that never turns off at evaluation.
@@ -316,6 +341,8 @@ class FunctionalDropoutAlwaysOn(SmellRule):
                                               self.ctx.ancestors[self.ctx.ancestors.index(method[1]):]):
             return  # training=True under a condition: dropout kept on at evaluation on purpose
         owner = first_param(method[1])
+        if owner is not None and _under_training_guard(self.ctx.ancestors, node, owner):
+            return  # if self.training: F.dropout(x, p): on in training only, as intended
         fn = dotted_name(func) or "F.dropout"
         fix = None
         if owner is not None:
@@ -682,6 +709,9 @@ class SubmodulesInPlainContainer(SmellRule):
                                 f"wrap it in `{wrapper}(...)`")
 
 
+_LEAF_CONTAINERS = {"torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict", "torch.nn.Module"}
+
+
 _MODEL_RECEIVER = re.compile(r"(model|net|network|encoder|decoder|classifier|generator|discriminator|backbone|"
                              r"teacher|student)\w*", re.IGNORECASE)
 
@@ -721,20 +751,43 @@ class TrainingFlagSetDirectly(SmellRule):
     code = "MLC330"
     name = "training-flag-set-directly"
     summary = "assigning .training changes one module's flag, not its submodules' mode"
-    requires_text = (".training",)
+    # "nn." and the layer names too: a notebook cell that only builds `model = nn.Dropout()`
+    # must still be read for a later cell's `model.training = False`
+    requires_text = (".training", "nn.", "Dropout", "Norm")
+
+    def begin_file(self, ctx: Any) -> None:
+        """Start a file.
+
+        Args:
+            ctx: The file context.
+        """
+        super().begin_file(ctx)
+        self.leaves: set[str] = notebook_state(ctx, "MLC330.leaves", set)  # names bound to nn.Dropout(...) and co.
 
     def visit_Assign(self, node: ast.Assign) -> None:
-        """Check an assignment.
+        """Check an assignment; remember names bound to single ``torch.nn`` layers.
 
         Args:
             node: The assignment.
         """
+        value = node.value
+        qual = qualified_names(self.ctx).resolve(value.func) if type(value) is ast.Call else None
+        leaf = bool(qual) and qual.startswith("torch.nn.") and qual.count(".") == 2 \
+            and qual.rsplit(".", 1)[-1][:1].isupper() and qual not in _LEAF_CONTAINERS  # type: ignore[union-attr]
+        for target in node.targets:
+            key = dotted_name(target)
+            if key is None or type(target) is ast.Attribute and target.attr == "training":
+                continue
+            if leaf:
+                self.leaves.add(key)
+            else:
+                self.leaves.discard(key)
         for target in node.targets:
             if type(target) is not ast.Attribute or target.attr != "training":
                 continue
             receiver = dotted_name(target.value)
-            if receiver is None:
-                continue
+            if receiver is None or receiver in self.leaves:
+                continue  # a single layer (nn.Dropout()) has no submodules: its flag is its mode
             method = enclosing_method(self.ctx.ancestors)
             if method is not None and receiver == first_param(method[1]):
                 if method[1].name in ("train", "eval") or not is_module_class(self.ctx, method[0]):  # type: ignore[attr-defined]

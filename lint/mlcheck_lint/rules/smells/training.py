@@ -275,7 +275,8 @@ class LossAccumulatedWithGraph(ScopedSmellRule):
         is not turned into a number first (``.item()``, ``.detach()``, ``float()``,
         ``.cpu().numpy()``, ``.data``). Accumulators that are themselves
         back-propagated or returned (summing loss terms on purpose), code under
-        ``torch.no_grad()``, and sklearn metrics (floats) are not flagged.
+        ``torch.no_grad()``, sklearn metrics (floats), and files that do not import
+        torch (a hand-written numpy ``loss()`` returns numbers) are not flagged.
 
     Why is this bad?
         ``total`` stays a tensor that references every iteration's graph, with all
@@ -354,6 +355,22 @@ class LossAccumulatedWithGraph(ScopedSmellRule):
                     scope.status.pop(t.id, None)
                 else:
                     scope.status[t.id] = kind
+            else:  # loss, acc = train(...): whatever the names held before is gone
+                for sub in ast.walk(t):
+                    if type(sub) is ast.Name:
+                        scope.status.pop(sub.id, None)
+
+    def visit_For(self, node: ast.For) -> None:
+        """Forget what a loop's target names held (``for loss in losses``).
+
+        Args:
+            node: The loop.
+        """
+        for sub in ast.walk(node.target):
+            if type(sub) is ast.Name:
+                self.scopes[-1].status.pop(sub.id, None)
+
+    visit_AsyncFor = visit_For
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         """Catch ``acc += loss``.
@@ -368,7 +385,7 @@ class LossAccumulatedWithGraph(ScopedSmellRule):
 
     def _candidate(self, node: ast.AST, target: str, value: ast.AST) -> None:
         nest = self._nest_id()
-        if nest is None:
+        if nest is None or not self._torch():
             return
         scope = self.scopes[-1]
         for name in _bare_names(value):
@@ -408,8 +425,14 @@ class LossAccumulatedWithGraph(ScopedSmellRule):
                     if key:
                         scope.backward_anywhere.add(key)
 
+    def _torch(self) -> bool:
+        """Autograd graphs exist only where torch is imported (a numpy ``loss()`` returns floats)."""
+        return qualified_names(self.ctx).imports("torch")
+
     def _appended(self, node: ast.Call, func: ast.Attribute, name: ast.Name) -> None:
         """Catch ``losses.append(loss)`` (judged at the function's end: only a back-propagated loss)."""
+        if not self._torch():
+            return
         nest = self._nest_id()
         target = dotted_name(func.value)
         scope = self.scopes[-1]
