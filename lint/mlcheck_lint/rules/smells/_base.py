@@ -16,6 +16,7 @@ none needs a concrete tree.
 from __future__ import annotations
 
 import ast
+import re
 from typing import Any, Callable
 
 from ... import api
@@ -262,6 +263,9 @@ class ScopedSmellRule(SmellRule):
 
 # --------------------------------------------------------------------------- shared facts
 
+#: variable names that, in ML code, hold a model (``model``, ``net``, ``encoder_a``, ``teacher``).
+MODEL_NAME = re.compile(r"(model|net|network|encoder|decoder|classifier|generator|discriminator|backbone|"
+                        r"teacher|student)\w*", re.IGNORECASE)
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.Module)
 LOOPS = (ast.For, ast.AsyncFor, ast.While)

@@ -4,11 +4,10 @@ parameters and submodules that are silently not registered, a ``requires_grad`` 
 from __future__ import annotations
 
 import ast
-import re
 from typing import Any
 
 from ...api import Fix, register
-from ._base import (ML_IMPORTS, SmellRule, dotted_name, enclosing_method, first_param, has_star_args, insert_after,
+from ._base import (MODEL_NAME, ML_IMPORTS, SmellRule, dotted_name, enclosing_method, first_param, has_star_args, insert_after,
                     is_literal, is_module_class, keyword, module_classes, notebook_state, qualified_names,
                     replace, replace_between, span, text_of)
 
@@ -712,8 +711,6 @@ class SubmodulesInPlainContainer(SmellRule):
 _LEAF_CONTAINERS = {"torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict", "torch.nn.Module"}
 
 
-_MODEL_RECEIVER = re.compile(r"(model|net|network|encoder|decoder|classifier|generator|discriminator|backbone|"
-                             r"teacher|student)\w*", re.IGNORECASE)
 
 
 @register
@@ -792,7 +789,7 @@ class TrainingFlagSetDirectly(SmellRule):
             if method is not None and receiver == first_param(method[1]):
                 if method[1].name in ("train", "eval") or not is_module_class(self.ctx, method[0]):  # type: ignore[attr-defined]
                     continue
-            elif not _MODEL_RECEIVER.fullmatch(receiver.rsplit(".", 1)[-1]):
+            elif not MODEL_NAME.fullmatch(receiver.rsplit(".", 1)[-1]):
                 continue
             call = "eval()" if is_literal(node.value, False) else "train()" if is_literal(node.value, True) \
                 else "train(mode)"

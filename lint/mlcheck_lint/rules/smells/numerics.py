@@ -290,7 +290,7 @@ class ActivationBeforeLoss(ScopedSmellRule):
         return None
 
     def _kind(self, node: ast.AST) -> tuple[str, str] | None:
-        """``(kind, how)`` when an expression is an activation's output."""
+        """``(kind, why)`` when an expression is an activation's output (``why`` may be empty)."""
         kind = activation_kind(qualified_names(self.ctx), node)
         if kind is not None:
             return kind, ""
@@ -299,12 +299,12 @@ class ActivationBeforeLoss(ScopedSmellRule):
         func = node.func
         found = self._module(func)
         if found is not None:
-            return found[0], f" (`{dotted_name(func)}` is {found[1]})"
+            return found[0], f"`{dotted_name(func)}` is {found[1]}"
         owner = enclosing_method(self.ctx.ancestors)
         if (owner is not None and type(func) is ast.Name and func.id == first_param(owner[1])
                 and owner[0].name in self.outputs):  # self(x) in a LightningModule step
             kind = self.outputs[owner[0].name]
-            return kind, f" (`{owner[0].name}.forward` ends in {kind})"
+            return kind, f"`{owner[0].name}.forward` ends in {kind}"
         return None
 
     def _built_module(self, value: ast.AST) -> tuple[str, str] | None:
@@ -337,7 +337,7 @@ class ActivationBeforeLoss(ScopedSmellRule):
                 continue
             if type(target) is ast.Name:
                 if held is not None:
-                    scope.values[key] = (held[0], value, held[1].strip()[1:-1])  # " (why)" -> "why"
+                    scope.values[key] = (held[0], value, held[1])
                 else:
                     scope.values.pop(key, None)
                 if built is not None:
@@ -384,7 +384,7 @@ class ActivationBeforeLoss(ScopedSmellRule):
         if arg is None:
             return
         found = self._kind(arg)
-        kind, via = found if found is not None else (None, "")
+        kind, via = (found[0], f" ({found[1]})" if found[1] else "") if found is not None else (None, "")
         if kind is None and type(arg) is ast.Name:
             scope = self.scopes[-1]
             held = scope.values.get(arg.id)

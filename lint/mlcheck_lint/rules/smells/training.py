@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from ...api import Fix, register
-from ._base import (ML_IMPORTS, ScopedSmellRule, SmellRule, class_defs, dotted_name, dotted_parts, file_cache, insert_after,
+from ._base import (ML_IMPORTS, MODEL_NAME, ScopedSmellRule, SmellRule, class_defs, dotted_name, dotted_parts, file_cache, insert_after,
                     is_literal, loops_in_scope, module_classes, notebook_state, qualified_names, under_no_grad, unwrap_module)
 
 _OPTIMIZER_NAME = re.compile(r"(.*optim.*|(\w+_)?opt(_\w+)?\d*|.*scaler.*)", re.IGNORECASE)
@@ -126,12 +126,7 @@ class GradientsNeverCleared(SmellRule):
                 return  # distributed autograd keeps gradients per context: nothing to clear
             kind = "backward"
         elif attr == "step":
-            parts = _receiver_parts(func.value) if type(func) is ast.Attribute else None
-            if not parts:
-                return
-            last = parts[-1]
-            if _SCHEDULER_NAME.fullmatch(last) or not (_OPTIMIZER_NAME.fullmatch(last)
-                                                        or ".".join(parts) in self.optimizers):
+            if type(func) is not ast.Attribute or not _is_optimizer(func.value, self.optimizers):
                 return
             kind = "step"
         elif "zero_grad" in attr or ("grad" in attr.lower() and ("clear" in attr.lower() or "reset" in attr.lower())):
@@ -159,13 +154,7 @@ class GradientsNeverCleared(SmellRule):
                 nest = self._nest()
                 if nest is not None:
                     nest["clear"] = True
-        if type(node.value) is ast.Call:
-            qual = qualified_names(self.ctx).resolve(node.value.func) or ""
-            if qual.startswith("torch.optim.") and qual.rsplit(".", 1)[-1][:1].isupper():
-                for target in node.targets:
-                    key = dotted_name(target)
-                    if key:
-                        self.optimizers.add(key)
+        _remember_optimizers(self.ctx, node, self.optimizers)
 
     def end_file(self) -> list:
         """Report the loop nests that step without clearing.
@@ -479,8 +468,6 @@ class LossAccumulatedWithGraph(ScopedSmellRule):
 
 
 
-_MODEL_NAME = re.compile(r"(model|net|network|encoder|decoder|classifier|generator|discriminator|backbone)\w*",
-                         re.IGNORECASE)
 
 
 @register
@@ -542,7 +529,7 @@ class EvaluationWithoutEvalMode(SmellRule):
                 self.evaluated.add(key)
             return
         key = dotted_name(func)
-        if key is None or key in self.calls or not _MODEL_NAME.fullmatch(key.rsplit(".", 1)[-1]):
+        if key is None or key in self.calls or not MODEL_NAME.fullmatch(key.rsplit(".", 1)[-1]):
             return
         if under_no_grad(self.ctx, self.ctx.ancestors):
             self.calls[key] = node
@@ -768,6 +755,15 @@ class TrainModeNotRestored(ScopedSmellRule):
                                   f"call `{key}.train()` at the start of each training epoch")
 
 
+def _remember_optimizers(ctx: Any, node: ast.Assign, known: set[str]) -> None:
+    """Add the targets of ``opt = torch.optim.Adam(...)`` to ``known``."""
+    if _optimizer_classes(qualified_names(ctx), node.value) is not None:
+        for target in node.targets:
+            key = dotted_name(target)
+            if key:
+                known.add(key)
+
+
 def _is_optimizer(receiver: ast.AST, known: set[str]) -> bool:
     """Whether ``receiver.step()`` steps an optimizer (by name, or built from ``torch.optim`` here)."""
     parts = _receiver_parts(receiver)
@@ -863,11 +859,7 @@ class GradientsClearedBeforeStep(SmellRule):
         Args:
             node: The assignment.
         """
-        if _optimizer_classes(qualified_names(self.ctx), node.value) is not None:
-            for target in node.targets:
-                key = dotted_name(target)
-                if key:
-                    self.optimizers.add(key)
+        _remember_optimizers(self.ctx, node, self.optimizers)
 
     def visit_Expr(self, node: ast.Expr) -> None:
         """Check the statements before ``opt.step()``.
