@@ -549,12 +549,14 @@ def lint_data(task: FileTask, data: bytes, rules: list[Rule], settings: Settings
                 line = getattr(exc, "lineno", 1)
                 col = max(getattr(exc, "colno", 1) - 1, 0)
                 raise _Unreadable(f"not a valid notebook: {exc}", line, col) from None
-            py_rules = [r for r in rules if "python" in r.file_kinds]
-            for number, _source, text in notebooks.code_cells(notebook):
-                if text is None:
-                    continue
-                todo = [r for r in py_rules
-                        if not r.requires_text or any(s in text for s in r.requires_text)]
+            cells = [(number, text) for number, _source, text in notebooks.code_cells(notebook) if text is not None]
+            # requires_text is judged on the whole notebook, not cell by cell: a rule follows
+            # state across cells (`model = Net()` in one, the loss in a later one), so every
+            # cell of a notebook that may concern it is read
+            whole = "\n".join(text for _, text in cells)
+            todo = [r for r in rules if "python" in r.file_kinds
+                    and (not r.requires_text or any(s in whole for s in r.requires_text))]
+            for number, text in cells:
                 noqa.extend(_noqa_comments(text, number))
                 if not todo:
                     continue

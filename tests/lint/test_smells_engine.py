@@ -31,6 +31,28 @@ def test_notebook_findings_carry_cell_numbers_and_earlier_imports(project, capsy
     assert found == [("MLC303", 3, 3), ("MLC302", 4, 2), ("MLC314", 6, 1)], found
 
 
+CROSS_CELL_NB = notebook(
+    ("code", "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"),
+    ("code", "def train_step(model, batch, opt):\n    model(batch).sum().backward()\n    opt.step()\n"),
+    ("code", "class Net(nn.Module):\n    def forward(self, x):\n        return F.softmax(x, dim=1)\n"),
+    ("code", "model = Net()\nlayer = nn.Dropout()\nopt = torch.optim.Adam(model.parameters())\n"),
+    ("code", "for batch in []:\n    train_step(model, batch, opt)\n"),
+    ("code", "loss = F.cross_entropy(model(torch.ones(2, 3)), torch.zeros(2).long())\n"),
+    ("code", "layer.training = False\nmodel.training = False\n"),
+    ("code", "print(1)\n"),
+)
+
+
+def test_notebook_state_crosses_cells_and_findings_stay_in_their_cell(project, capsys):
+    write(project, {"cells.ipynb": CROSS_CELL_NB})
+    code, data = run_json(capsys, "--select", "MLC301,MLC306,MLC330", "--no-cache", ".")
+    assert code == 1
+    found = [(f["code"], f["cell"], f["line"]) for f in data["findings"]]
+    # the helper sits in cell 2 and its caller in cell 5: the finding points at the call;
+    # Net (cell 3) feeds cross_entropy in cell 6; nn.Dropout() of cell 4 is a single layer
+    assert found == [("MLC301", 5, 2), ("MLC306", 6, 1), ("MLC330", 7, 2)], found
+
+
 def test_unsafe_fixes_apply_through_the_cli_and_the_result_parses(project, capsys):
     source = ("import torch\nimport numpy as np\nimport torch.nn.functional as F\n\n\n"
               "def f(logits, x, p):\n"

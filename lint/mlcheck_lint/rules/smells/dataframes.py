@@ -313,6 +313,9 @@ class DiscardedPandasResult(_FrameTracking):
             return
         if self.ctx.cell is not None and self.ctx.tree.body and self.ctx.tree.body[-1] is node:
             return  # a notebook shows the value of a cell's last expression: not discarded
+        parent = self.ctx.ancestors[-1] if self.ctx.ancestors else None
+        if type(parent) in (ast.Try, getattr(ast, "TryStar", ast.Try)) and parent.body == [node] and parent.handlers:
+            return  # try: df.assign(...) / except KeyError: the call is made for its exception
         method = call.func.attr
         if method not in _DISCARDABLE or any(kw.arg is None for kw in call.keywords):
             return

@@ -81,10 +81,10 @@ class GradientsNeverCleared(SmellRule):
         super().begin_file(ctx)
         self.nests: dict[int, dict[str, Any]] = {}
         self.optimizers: set[str] = notebook_state(ctx, "MLC301.optimizers", set)
-        # helpers: a function that steps without a loop of its own, keyed by its name;
-        # callers: (helper name, the outer loop that calls it)
+        # helpers: a function that steps without a loop of its own, keyed by its name (kept
+        # across a notebook's cells); callers: (helper name, the outer loop, the call)
         self.helpers: dict[str, dict[str, Any]] = notebook_state(ctx, "MLC301.helpers", dict)
-        self.callers: list[tuple[str, ast.AST]] = notebook_state(ctx, "MLC301.callers", list)
+        self.callers: list[tuple[str, ast.AST, ast.AST]] = []  # this cell's: its loops are judged here
 
     def _nest(self) -> dict[str, Any] | None:
         loops = loops_in_scope(self.ctx.ancestors)
@@ -102,7 +102,7 @@ class GradientsNeverCleared(SmellRule):
         facts = self.helpers.get(function.name)  # type: ignore[union-attr]
         if facts is None or facts["def"] is not function:
             facts = self.helpers[function.name] = {  # type: ignore[union-attr]
-                "def": function, "backward": None, "step": None, "clear": False}
+                "def": function, "cell": self.ctx.cell, "backward": None, "step": None, "clear": False}
         return facts
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -120,7 +120,7 @@ class GradientsNeverCleared(SmellRule):
             return
         loops = loops_in_scope(self.ctx.ancestors)
         if loops and (type(func) is ast.Name or type(func.value) is ast.Name and func.value.id == "self"):
-            self.callers.append((attr, loops[0]))  # train_step(batch), self.train_step(batch)
+            self.callers.append((attr, loops[0], node))  # train_step(batch), self.train_step(batch)
         if attr in ("backward", "manual_backward"):
             if (qualified_names(self.ctx).resolve(func) or "").startswith("torch.distributed.autograd"):
                 return  # distributed autograd keeps gradients per context: nothing to clear
@@ -171,12 +171,14 @@ class GradientsNeverCleared(SmellRule):
         for name, facts in self.helpers.items():
             if facts["backward"] is None or facts["step"] is None or facts["clear"] or facts.get("reported"):
                 continue
-            for callee, loop in self.callers:
+            for callee, loop, call in self.callers:
                 nest = self.nests.get(id(loop))
                 if callee == name and not (nest is not None and nest["clear"]):
                     step = facts["step"]
                     facts["reported"] = True
-                    self.report(step, f"`{name}()` calls `.backward()` and `{dotted_name(step.func) or 'step'}()` "
+                    # in a notebook the helper may sit in an earlier cell: then point at the call
+                    where = step if facts["cell"] == self.ctx.cell else call
+                    self.report(where, f"`{name}()` calls `.backward()` and `{dotted_name(step.func) or 'step'}()` "
                                       f"but never clears gradients, and the loop that calls it (line "
                                       f"{loop.lineno}) does not either, so they add up across iterations; call "
                                       f"`optimizer.zero_grad()` in `{name}()`")
