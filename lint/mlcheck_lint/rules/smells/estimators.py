@@ -69,7 +69,8 @@ def _data_names(node: ast.AST) -> list[str]:
 class _FunctionFacts:
     def __init__(self) -> None:
         self.fits: list[tuple[ast.Call, list[str], str | None, str]] = []
-        self.splits: list[tuple[ast.AST, set[str], str]] = []  # (where, data names, how)
+        # (where, data names, how: "split", "index" or the cross-validator's name, the held-out name)
+        self.splits: list[tuple[ast.AST, set[str], str, str]] = []
 
 
 @register
@@ -143,7 +144,7 @@ class PreprocessingLeakage(ScopedSmellRule):
             if type(root) is ast.Attribute and root.attr in ("iloc", "loc"):
                 root = root.value
             if type(root) is ast.Name:
-                self.scopes[-1].splits.append((value, {root.id}, f"index:{target.id}"))
+                self.scopes[-1].splits.append((value, {root.id}, "index", target.id))
         if self._is_transformer(node.value):
             for target in node.targets:
                 key = dotted_name(target)
@@ -185,19 +186,19 @@ class PreprocessingLeakage(ScopedSmellRule):
             return
         qual = qualified_names(self.ctx).resolve(func) if type(func) in (ast.Name, ast.Attribute) else None
         if qual in _SPLITTERS or (qual is None and type(func) is ast.Name and func.id == "train_test_split"):
-            facts.splits.append((node, {n for a in node.args for n in _data_names(a)}, "split"))
+            facts.splits.append((node, {n for a in node.args for n in _data_names(a)}, "split", ""))
         elif qual in _CROSS_VALIDATORS:
             given = keyword(node, "X")
             data = given.value if given is not None else (node.args[1] if len(node.args) > 1 else None)
             if data is not None:
-                facts.splits.append((node, set(_data_names(data)), qual.rsplit(".", 1)[-1]))  # type: ignore[union-attr]
+                facts.splits.append((node, set(_data_names(data)), qual.rsplit(".", 1)[-1], ""))  # type: ignore[union-attr]
 
     def _new_scope(self) -> _FunctionFacts:
         return _FunctionFacts()
 
     def _finish(self, facts: _FunctionFacts) -> None:
         for fit, data_names, result, what in facts.fits:
-            for split, split_names, how in facts.splits:
+            for split, split_names, how, held in facts.splits:
                 if (split.lineno, split.col_offset) <= (fit.lineno, fit.col_offset):
                     continue
                 shared = [n for n in [result, *data_names] if n and n in split_names]
@@ -208,8 +209,7 @@ class PreprocessingLeakage(ScopedSmellRule):
                     self.report(fit, f"{fitted}, which `train_test_split` on line {split.lineno} splits afterwards: "
                                      f"the test split's statistics leak into preprocessing; split first, then fit "
                                      f"on the training split")
-                elif how.startswith("index:"):
-                    held = how.split(":", 1)[1]
+                elif how == "index":
                     self.report(fit, f"{fitted}, which line {split.lineno} indexes into `{held}` afterwards: the "
                                      f"held-out rows' statistics leak into preprocessing; split first, then fit "
                                      f"on the training rows")

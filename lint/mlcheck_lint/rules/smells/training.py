@@ -523,9 +523,7 @@ class EvaluationWithoutEvalMode(SmellRule):
             node: The call.
         """
         func = node.func
-        if type(func) is ast.Attribute and (func.attr == "eval" and not node.args or func.attr == "train" and
-                                            node.args and type(node.args[0]) is ast.Constant
-                                            and node.args[0].value is False):
+        if type(func) is ast.Attribute and _mode_call(node) == "eval":
             key = dotted_name(func.value)
             if key:
                 self.evaluated.add(key)
